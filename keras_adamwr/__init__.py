@@ -1,0 +1,23 @@
+"""keras_adamwr: decoupled weight decay and warm restarts for Keras 3.
+
+Loshchilov & Hutter, "Decoupled Weight Decay Regularization" (ICLR 2019),
+implemented as the paper states it. See `docs/` for the update rules.
+"""
+
+from keras_adamwr._decay import normalized_weight_decay
+from keras_adamwr.adamw import AdamW
+from keras_adamwr.adamw import AdamWR
+from keras_adamwr.schedules import CosineWarmRestarts
+from keras_adamwr.sgdw import SGDW
+from keras_adamwr.sgdw import SGDWR
+from keras_adamwr.version import __version__
+
+__all__ = [
+    "AdamW",
+    "AdamWR",
+    "CosineWarmRestarts",
+    "SGDW",
+    "SGDWR",
+    "normalized_weight_decay",
+    "__version__",
+]

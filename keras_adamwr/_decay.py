@@ -1,0 +1,294 @@
+"""Decoupled and normalized weight decay, shared by AdamW and SGDW.
+
+Everything that is the same for both optimizers lives here once: argument
+checks, the two decay conventions, normalized decay, exclusions, counting
+real weight updates under gradient accumulation, and computing the
+per-step scalars once per step instead of once per variable.
+"""
+
+import math
+import re
+
+import keras
+from keras import ops
+
+from keras_adamwr._checks import check_choice
+from keras_adamwr._checks import check_number
+from keras_adamwr.schedules import CosineWarmRestarts
+
+DECAY_SCALINGS = ("schedule", "learning_rate")
+_Schedule = keras.optimizers.schedules.LearningRateSchedule
+
+
+def normalized_weight_decay(lambda_norm, batch_size, num_examples, epochs):
+    """The raw decay `lambda` for a normalized decay `lambda_norm`.
+
+    `lambda = lambda_norm * sqrt(b / (B * T))` (Loshchilov & Hutter 2019,
+    Appendix B.1), with `b = batch_size`, `B = num_examples` and `T =
+    epochs`; that is `lambda_norm / sqrt(number of weight updates)`.
+
+    Example:
+
+    >>> normalized_weight_decay(0.05, batch_size=128, num_examples=50_000,
+    ...                         epochs=100)  # doctest: +ELLIPSIS
+    0.00253...
+    """
+    lambda_norm = check_number("lambda_norm", lambda_norm, 0)
+    batch_size = check_number("batch_size", batch_size, 1, integer=True)
+    num_examples = check_number("num_examples", num_examples, 1, integer=True)
+    epochs = check_number("epochs", epochs, 0, None, False)
+    return lambda_norm * math.sqrt(batch_size / (num_examples * epochs))
+
+
+def peak_learning_rate(learning_rate):
+    """The base rate `alpha` of a float or a known Keras schedule, or None."""
+    if isinstance(learning_rate, float):
+        return learning_rate
+    if isinstance(learning_rate, CosineWarmRestarts):
+        return learning_rate.initial_learning_rate
+    if isinstance(learning_rate, keras.optimizers.schedules.PiecewiseConstantDecay):
+        return float(max(learning_rate.values))
+    peak = getattr(learning_rate, "initial_learning_rate", None)
+    if not isinstance(peak, (int, float)):
+        return None
+    return float(max(peak, getattr(learning_rate, "warmup_target", None) or 0))
+
+
+def restart_arguments(
+    learning_rate, first_cycle_steps, t_mul, m_mul, alpha, warmup_steps,
+    weight_decay, normalized_weight_decay,
+):
+    """`(schedule, normalized_weight_decay)` for AdamWR and SGDWR.
+
+    Normalized decay at 0.025 is the default unless a raw decay is given.
+    """
+    if weight_decay is None and normalized_weight_decay is None:
+        normalized_weight_decay = 0.025
+    schedule = CosineWarmRestarts(
+        learning_rate, first_cycle_steps, t_mul, m_mul, alpha, warmup_steps
+    )
+    return schedule, normalized_weight_decay
+
+
+def restart_config(config, schedule):
+    """Turns an AdamW/SGDW config into the AdamWR/SGDWR constructor's."""
+    schedule = schedule.get_config()
+    del config["total_steps"], config["base_learning_rate"], schedule["name"]
+    config.update(schedule)
+    config["learning_rate"] = config.pop("initial_learning_rate")
+    return config
+
+
+class _Scratch:
+    """Per-step scalars. A plain object, so Keras/TF do not track it."""
+
+    def __init__(self):
+        self.entries = {}
+
+
+class DecoupledWeightDecay(keras.optimizers.Optimizer):
+    """Base class: decoupled decay `theta <- theta - c_t * theta`, fused
+    into the subclass's update, with `c_t = eta_t * lambda_t` (paper) or
+    `c_t = lr_t * lambda_t` (Keras/PyTorch). See `AdamW` for the arguments.
+    """
+
+    def __init__(
+        self,
+        learning_rate,
+        weight_decay,
+        normalized_weight_decay,
+        total_steps,
+        decay_scaling,
+        exclude_from_weight_decay,
+        base_learning_rate,
+        default_weight_decay,
+        **kwargs,
+    ):
+        if not isinstance(learning_rate, _Schedule) and not callable(learning_rate):
+            learning_rate = check_number("learning_rate", learning_rate, 0, None, False)
+        super().__init__(learning_rate=learning_rate, weight_decay=None, **kwargs)
+        self.decay_scaling = check_choice("decay_scaling", decay_scaling, DECAY_SCALINGS)
+        if weight_decay is not None and normalized_weight_decay is not None:
+            raise ValueError(
+                "Arguments `weight_decay` and `normalized_weight_decay` are "
+                "mutually exclusive: set at most one. Received: weight_decay="
+                f"{weight_decay}, normalized_weight_decay={normalized_weight_decay}"
+            )
+        if normalized_weight_decay is None:
+            if weight_decay is None:
+                weight_decay = default_weight_decay
+            self.weight_decay = check_number("weight_decay", weight_decay, 0)
+            self.normalized_weight_decay = None
+        else:
+            self.weight_decay = None
+            self.normalized_weight_decay = check_number(
+                "normalized_weight_decay", normalized_weight_decay, 0
+            )
+        self.total_steps = self._check_total_steps(total_steps)
+        self.base_learning_rate = self._check_base_learning_rate(base_learning_rate)
+        if isinstance(exclude_from_weight_decay, str):
+            exclude_from_weight_decay = [exclude_from_weight_decay]
+        self.exclude_from_weight_decay_patterns = tuple(exclude_from_weight_decay or ())
+        for pattern in self.exclude_from_weight_decay_patterns:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as error:
+                raise ValueError(
+                    "Argument `exclude_from_weight_decay` must be a list of "
+                    "regular expressions (matched with re.search against "
+                    f"variable.path). Received: exclude_from_weight_decay="
+                    f"{exclude_from_weight_decay!r} ({error})"
+                ) from None
+        self._scratch = _Scratch()
+        self._decayed_indices = frozenset()
+
+    def _check_total_steps(self, total_steps):
+        restarts = isinstance(self._learning_rate, CosineWarmRestarts)
+        if self.normalized_weight_decay is None or restarts:
+            if total_steps is not None:
+                raise ValueError(
+                    "Argument `total_steps` is only used with "
+                    "`normalized_weight_decay` and a learning rate that is not "
+                    "a CosineWarmRestarts schedule (whose cycle lengths are "
+                    f"used instead). Received: total_steps={total_steps}"
+                )
+            return None
+        if total_steps is None:
+            raise ValueError(
+                "Argument `total_steps` must be an integer >= 1 (the number of "
+                "weight updates in the run) when `normalized_weight_decay` is "
+                "set and the learning rate is not a CosineWarmRestarts "
+                "schedule. Received: total_steps=None"
+            )
+        return check_number("total_steps", total_steps, 1, integer=True)
+
+    def _check_base_learning_rate(self, base_learning_rate):
+        if base_learning_rate is not None:
+            return check_number("base_learning_rate", base_learning_rate, 0, None, False)
+        peak = peak_learning_rate(self._learning_rate_argument())
+        if peak is None and self.decay_scaling == "schedule":
+            raise ValueError(
+                "Argument `base_learning_rate` must be a float > 0 when the "
+                "learning rate is a schedule or callable whose peak cannot be "
+                "inferred (decay_scaling='schedule' divides the current rate "
+                "by it to get eta_t). Received: base_learning_rate=None"
+            )
+        return peak
+
+    def _learning_rate_argument(self):
+        if isinstance(self._learning_rate, keras.Variable):
+            return float(ops.convert_to_numpy(self._learning_rate))
+        return self._learning_rate
+
+    @property
+    def schedule(self):
+        """The learning-rate schedule, or None for a float learning rate."""
+        if isinstance(self._learning_rate, _Schedule):
+            return self._learning_rate
+        return None
+
+    def build(self, var_list):
+        """Resolves the decay mask once: pattern exclusions and Keras'."""
+        super().build(var_list)
+        patterns = self.exclude_from_weight_decay_patterns
+        if self.normalized_weight_decay is None and self.weight_decay == 0:
+            return  # no decay at all: skip the multiply
+        if self.normalized_weight_decay == 0:
+            return
+        self._decayed_indices = frozenset(
+            index
+            for index, variable in enumerate(var_list)
+            if self._use_weight_decay(variable)
+            and not any(re.search(p, variable.path) for p in patterns)
+        )
+
+    def uses_weight_decay(self, variable):
+        """Whether `variable` (one the optimizer was built with) is decayed."""
+        return self._get_variable_index(variable) in self._decayed_indices
+
+    def _apply_weight_decay(self, variables):
+        # Keras' own pass (`theta -= lr * wd * theta`, before the update) is
+        # switched off: our decay is fused into `update_step`.
+        return
+
+    def _get_current_learning_rate(self):
+        # Keras evaluates schedules at the micro-batch counter; we count
+        # weight updates (`iterations` divides by gradient_accumulation_steps).
+        if isinstance(self._learning_rate, _Schedule):
+            return self._learning_rate(self.iterations)
+        return super()._get_current_learning_rate()
+
+    def weight_decay_at(self, step=None, dtype="float32"):
+        """Raw `lambda_t` at update `step` (default: the current one).
+
+        With `normalized_weight_decay` this is `lambda_norm / sqrt(T)`, `T`
+        being `total_steps` or the length of the restart cycle `step` is in.
+        """
+        if self.normalized_weight_decay is None:
+            return ops.convert_to_tensor(self.weight_decay, dtype)
+        if self.total_steps is not None:
+            length = ops.convert_to_tensor(self.total_steps, dtype)
+        else:
+            step = self.iterations if step is None else step
+            length = ops.cast(self._learning_rate.cycle_position(step)[2], dtype)
+        return self.normalized_weight_decay / ops.sqrt(length)
+
+    def decay_coefficient(self, learning_rate=None, step=None, dtype="float32"):
+        """The factor `c_t` of `theta <- theta - c_t * theta` at a step.
+
+        `c_t = (lr_t / base_learning_rate) * lambda_t` with
+        `decay_scaling="schedule"`, `lr_t * lambda_t` with "learning_rate".
+        Defaults: the current learning rate and step.
+        """
+        learning_rate = self.learning_rate if learning_rate is None else learning_rate
+        rate = ops.cast(learning_rate, dtype)
+        if self.decay_scaling == "schedule":
+            rate = rate / self.base_learning_rate
+        return self.weight_decay_at(step, dtype) * rate
+
+    def apply(self, grads, trainable_variables=None):
+        self._scratch.entries.clear()
+        return super().apply(grads, trainable_variables)
+
+    def _step_scalars(self, learning_rate, dtype):
+        """Scalars of this step, computed once per step and dtype.
+
+        `apply` empties the cache; within one step every variable receives
+        the same `learning_rate` tensor, so its identity keys the cache.
+        """
+        key = (id(learning_rate), dtype)
+        hit = self._scratch.entries.get(key)
+        if hit is not None and hit[0] is learning_rate:
+            return hit[1]
+        compute_dtype = "float64" if dtype == "float64" else "float32"
+        rate = ops.cast(learning_rate, compute_dtype)
+        step = self.iterations
+        scalars = self._update_scalars(rate, step, compute_dtype)
+        scalars["keep"] = 1 - self.decay_coefficient(rate, step, compute_dtype)
+        scalars = {name: ops.cast(value, dtype) for name, value in scalars.items()}
+        self._scratch.entries[key] = (learning_rate, scalars)
+        return scalars
+
+    def _update_scalars(self, learning_rate, step, dtype):
+        """Subclass hook: the per-step scalars of the update rule."""
+        raise NotImplementedError
+
+    def _decay(self, variable, scalars, index):
+        """`theta_{t-1}` times the keep factor, or as is when excluded."""
+        if index in self._decayed_indices:
+            return variable * scalars["keep"]
+        return variable
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "weight_decay": self.weight_decay,
+                "normalized_weight_decay": self.normalized_weight_decay,
+                "total_steps": self.total_steps,
+                "decay_scaling": self.decay_scaling,
+                "exclude_from_weight_decay": list(self.exclude_from_weight_decay_patterns),
+                "base_learning_rate": self.base_learning_rate,
+            }
+        )
+        return config

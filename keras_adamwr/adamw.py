@@ -1,0 +1,241 @@
+"""AdamW (Algorithm 2 of Loshchilov & Hutter) and AdamWR."""
+
+import keras
+from keras import ops
+
+from keras_adamwr._checks import check_number
+from keras_adamwr._decay import DecoupledWeightDecay
+from keras_adamwr._decay import restart_arguments
+from keras_adamwr._decay import restart_config
+
+
+@keras.saving.register_keras_serializable(package="keras_adamwr")
+class AdamW(DecoupledWeightDecay):
+    """Adam with decoupled weight decay, exactly as in the paper.
+
+    Algorithm 2 of Loshchilov & Hutter (2019). At update t (1-based) with
+    gradient `g_t`, base rate `alpha` and schedule multiplier `eta_t`:
+
+    ```
+    m_t     = beta_1 * m_{t-1} + (1 - beta_1) * g_t
+    v_t     = beta_2 * v_{t-1} + (1 - beta_2) * g_t**2
+    m_hat   = m_t / (1 - beta_1**t)
+    v_hat   = v_t / (1 - beta_2**t)          # v_max_t with amsgrad=True
+    theta_t = theta_{t-1} - eta_t * (alpha * m_hat / (sqrt(v_hat) + epsilon)
+                                     + lambda_t * theta_{t-1})
+    ```
+
+    `epsilon` sits outside the square root of the bias-corrected `v_hat`
+    (Keras' own Adam folds the correction into the step size instead). The
+    decay uses `theta_{t-1}` and is fused into the same update.
+
+    Decay conventions (`decay_scaling`):
+
+    * `"schedule"` (default, the paper): the decay is `eta_t * lambda_t`
+      with `eta_t = lr_t / base_learning_rate`. It follows a schedule, a
+      manual change of a float learning rate or `ReduceLROnPlateau`, but
+      does not scale with `alpha` itself, so rate and decay tune separately.
+    * `"learning_rate"` (Keras/PyTorch `AdamW`): the decay is
+      `lr_t * lambda_t`. Convert with `lambda_paper = alpha * lambda_keras`.
+
+    `lambda_t` is `weight_decay`, or with normalized decay `lambda_norm /
+    sqrt(T)`: `T` is the length in steps of the current restart cycle when
+    the learning rate is a `CosineWarmRestarts`, else `total_steps`.
+
+    Args:
+        learning_rate: A float > 0, a `LearningRateSchedule` (a
+            `CosineWarmRestarts` gives SGDR-style restarts) or a callable.
+            Defaults to `0.001`.
+        weight_decay: `lambda`, a float >= 0. Defaults to `1e-4` (paper
+            convention) unless `normalized_weight_decay` is given.
+        beta_1: Decay of the first moment, in [0, 1). Defaults to `0.9`.
+        beta_2: Decay of the second moment, in [0, 1). Defaults to `0.999`.
+        epsilon: Added to `sqrt(v_hat)`, >= 0. Defaults to `1e-8`.
+        amsgrad: Use the running maximum of `v_t` (AMSGrad, Reddi et al.
+            2018). Defaults to `False`.
+        normalized_weight_decay: `lambda_norm` (the paper's good values on
+            CIFAR-10: 0.025-0.05 at batch size 128); excludes
+            `weight_decay`. Defaults to `None`.
+        total_steps: Weight updates in the run, for normalized decay with a
+            learning rate that is not a `CosineWarmRestarts`. Defaults to
+            `None`.
+        decay_scaling: `"schedule"` or `"learning_rate"`, see above.
+            Defaults to `"schedule"`.
+        exclude_from_weight_decay: Regular expressions matched with
+            `re.search` against each `variable.path` (e.g. `["bias",
+            "gamma", "beta"]`); matching variables are not decayed. Stored
+            in the config, so it survives saving. The Keras method
+            `exclude_from_weight_decay(var_list, var_names)` works too (not
+            saved). Defaults to `None`.
+        base_learning_rate: `alpha`, the rate at which `eta_t = 1`. Defaults
+            to the float learning rate, or the peak of a known schedule.
+        **kwargs: Keras optimizer arguments: `clipnorm`, `clipvalue`,
+            `global_clipnorm`, `use_ema`, `ema_momentum`,
+            `ema_overwrite_frequency`, `loss_scale_factor`,
+            `gradient_accumulation_steps` (the schedule, `eta_t` and the
+            restarts then count weight updates, not micro-batches), `name`.
+
+    Example:
+
+    >>> model.compile(optimizer=keras_adamwr.AdamW(1e-3, weight_decay=1e-4),
+    ...               loss="sparse_categorical_crossentropy")
+
+    References:
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR
+        2019, https://arxiv.org/abs/1711.05101; Kingma & Ba, "Adam", ICLR
+        2015, https://arxiv.org/abs/1412.6980.
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay=None,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        amsgrad=False,
+        normalized_weight_decay=None,
+        total_steps=None,
+        decay_scaling="schedule",
+        exclude_from_weight_decay=None,
+        base_learning_rate=None,
+        name="adamw",
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            normalized_weight_decay=normalized_weight_decay,
+            total_steps=total_steps,
+            decay_scaling=decay_scaling,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+            base_learning_rate=base_learning_rate,
+            default_weight_decay=1e-4,
+            name=name,
+            **kwargs,
+        )
+        self.beta_1 = check_number("beta_1", beta_1, 0, 1, True, False)
+        self.beta_2 = check_number("beta_2", beta_2, 0, 1, True, False)
+        self.epsilon = check_number("epsilon", epsilon, 0)
+        self.amsgrad = bool(amsgrad)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        # Slot order is part of the saved format: never reorder.
+        self._momentums, self._velocities = self.add_optimizer_variables(
+            var_list, ["momentum", "velocity"]
+        )
+        if self.amsgrad:
+            self._velocity_hats = self.add_optimizer_variables(
+                var_list, "velocity_hat"
+            )
+
+    def _update_scalars(self, learning_rate, step, dtype):
+        # alpha * m_hat / (sqrt(v_hat) + eps)
+        #   == step_size * m / (sqrt(v) + eps * sqrt(1 - beta_2**t)), exactly.
+        t = ops.cast(step + 1, dtype)
+        correction_1 = 1 - ops.power(ops.cast(self.beta_1, dtype), t)
+        root_correction_2 = ops.sqrt(1 - ops.power(ops.cast(self.beta_2, dtype), t))
+        return {
+            "step_size": learning_rate * root_correction_2 / correction_1,
+            "epsilon": self.epsilon * root_correction_2,
+        }
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = keras.backend.standardize_dtype(variable.dtype)
+        scalars = self._step_scalars(learning_rate, dtype)
+        index = self._get_variable_index(variable)
+        gradient = ops.cast(gradient, dtype)
+        m = self._momentums[index]
+        v = self._velocities[index]
+        new_m = self.beta_1 * m + (1 - self.beta_1) * gradient
+        new_v = self.beta_2 * v + (1 - self.beta_2) * ops.square(gradient)
+        self.assign(m, new_m)
+        self.assign(v, new_v)
+        if self.amsgrad:
+            v_hat = self._velocity_hats[index]
+            new_v = ops.maximum(v_hat, new_v)
+            self.assign(v_hat, new_v)
+        step = scalars["step_size"] * new_m / (ops.sqrt(new_v) + scalars["epsilon"])
+        self.assign(variable, self._decay(variable, scalars, index) - step)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "beta_1": self.beta_1,
+                "beta_2": self.beta_2,
+                "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_adamwr")
+class AdamWR(AdamW):
+    """AdamW with cosine warm restarts and per-restart normalized decay.
+
+    `AdamW(learning_rate=CosineWarmRestarts(learning_rate, first_cycle_steps,
+    t_mul, m_mul, alpha, warmup_steps), normalized_weight_decay=...)` in
+    one object: the rate restarts after `first_cycle_steps`,
+    `first_cycle_steps * (1 + t_mul)`, ... updates, and `lambda_t =
+    lambda_norm / sqrt(T_i)` changes at every restart (`T_i` the current
+    cycle length in steps). Express cycles in epochs as
+    `first_cycle_steps = steps_per_epoch * epochs`.
+
+    Args:
+        learning_rate: Peak rate `alpha`, a float > 0. Defaults to `0.001`.
+        first_cycle_steps: Length of the first cycle in weight updates, an
+            integer >= 1. Required.
+        t_mul, m_mul, alpha, warmup_steps: As in `CosineWarmRestarts`.
+            Default to `2.0`, `1.0`, `0.0`, `0`.
+        weight_decay: A raw `lambda` instead of normalized decay. Defaults
+            to `None`.
+        normalized_weight_decay: `lambda_norm`. Defaults to `0.025` unless
+            `weight_decay` is given.
+        **kwargs: The other `AdamW` arguments (`beta_1`, `beta_2`,
+            `epsilon`, `amsgrad`, `decay_scaling`,
+            `exclude_from_weight_decay`) and Keras optimizer arguments.
+
+    Example:
+
+    >>> steps_per_epoch = 50_000 // 128
+    >>> model.compile(
+    ...     optimizer=keras_adamwr.AdamWR(1e-3, first_cycle_steps=10 * steps_per_epoch),
+    ...     loss="sparse_categorical_crossentropy")
+
+    References:
+        Loshchilov & Hutter, https://arxiv.org/abs/1711.05101 (AdamWR) and
+        https://arxiv.org/abs/1608.03983 (SGDR).
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        first_cycle_steps=None,
+        t_mul=2.0,
+        m_mul=1.0,
+        alpha=0.0,
+        warmup_steps=0,
+        weight_decay=None,
+        normalized_weight_decay=None,
+        name="adamwr",
+        **kwargs,
+    ):
+        schedule, normalized_weight_decay = restart_arguments(
+            learning_rate, first_cycle_steps, t_mul, m_mul, alpha,
+            warmup_steps, weight_decay, normalized_weight_decay,
+        )
+        super().__init__(
+            learning_rate=schedule,
+            weight_decay=weight_decay,
+            normalized_weight_decay=normalized_weight_decay,
+            name=name,
+            **kwargs,
+        )
+
+    def get_config(self):
+        return restart_config(super().get_config(), self.schedule)

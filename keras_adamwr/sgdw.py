@@ -1,0 +1,161 @@
+"""SGDW (Algorithm 1 of Loshchilov & Hutter) and SGDWR."""
+
+import keras
+from keras import ops
+
+from keras_adamwr._checks import check_number
+from keras_adamwr._decay import DecoupledWeightDecay
+from keras_adamwr._decay import restart_arguments
+from keras_adamwr._decay import restart_config
+
+
+@keras.saving.register_keras_serializable(package="keras_adamwr")
+class SGDW(DecoupledWeightDecay):
+    """SGD with momentum and decoupled weight decay, as in the paper.
+
+    Algorithm 1 of Loshchilov & Hutter (2019). At update t with gradient
+    `g_t`, base rate `alpha`, schedule multiplier `eta_t` and
+    `lr_t = eta_t * alpha`:
+
+    ```
+    m_t     = momentum * m_{t-1} + lr_t * g_t      # rate inside the buffer
+    theta_t = theta_{t-1} - m_t - eta_t * lambda_t * theta_{t-1}
+    ```
+
+    With `nesterov=True` the step is `momentum * m_t + lr_t * g_t` instead
+    of `m_t`; with `momentum=0` it is `lr_t * g_t` and no buffer is kept.
+    The decay conventions, normalized decay and exclusions are those of
+    `AdamW` (`"learning_rate"` scaling: `lr_t * lambda_t`).
+
+    Args:
+        learning_rate: A float > 0, a `LearningRateSchedule` or a callable.
+            Defaults to `0.01`.
+        momentum: `beta_1` of the paper, in [0, 1). Defaults to `0.9`.
+        nesterov: Nesterov momentum. Defaults to `False`.
+        weight_decay: `lambda`, a float >= 0. Defaults to `1e-4` (paper
+            convention) unless `normalized_weight_decay` is given.
+        normalized_weight_decay, total_steps, decay_scaling,
+        exclude_from_weight_decay, base_learning_rate: As in `AdamW`.
+        **kwargs: Keras optimizer arguments (`clipnorm`, `clipvalue`,
+            `global_clipnorm`, `use_ema`, `ema_momentum`,
+            `loss_scale_factor`, `gradient_accumulation_steps`, `name`).
+
+    Example:
+
+    >>> optimizer = keras_adamwr.SGDW(0.05, momentum=0.9, weight_decay=5e-4)
+
+    References:
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR
+        2019, https://arxiv.org/abs/1711.05101.
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.01,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=None,
+        normalized_weight_decay=None,
+        total_steps=None,
+        decay_scaling="schedule",
+        exclude_from_weight_decay=None,
+        base_learning_rate=None,
+        name="sgdw",
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            normalized_weight_decay=normalized_weight_decay,
+            total_steps=total_steps,
+            decay_scaling=decay_scaling,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+            base_learning_rate=base_learning_rate,
+            default_weight_decay=1e-4,
+            name=name,
+            **kwargs,
+        )
+        self.momentum = check_number("momentum", momentum, 0, 1, True, False)
+        self.nesterov = bool(nesterov)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self.momentums = []
+        if self.momentum != 0:
+            self.momentums = self.add_optimizer_variables(var_list, "momentum")
+
+    def _update_scalars(self, learning_rate, step, dtype):
+        return {"learning_rate": learning_rate}
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = keras.backend.standardize_dtype(variable.dtype)
+        scalars = self._step_scalars(learning_rate, dtype)
+        index = self._get_variable_index(variable)
+        step = scalars["learning_rate"] * ops.cast(gradient, dtype)
+        if self.momentum != 0:
+            m = self.momentums[index]
+            new_m = self.momentum * m + step
+            self.assign(m, new_m)
+            step = self.momentum * new_m + step if self.nesterov else new_m
+        self.assign(variable, self._decay(variable, scalars, index) - step)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"momentum": self.momentum, "nesterov": self.nesterov})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_adamwr")
+class SGDWR(SGDW):
+    """SGDW with cosine warm restarts and per-restart normalized decay.
+
+    The SGDR schedule of the paper (`CosineWarmRestarts`) built in, with
+    `lambda_t = lambda_norm / sqrt(T_i)` changing at every restart. See
+    `AdamWR` for the restart arguments.
+
+    Args:
+        learning_rate: Peak rate, a float > 0. Defaults to `0.05`.
+        first_cycle_steps: First cycle length in updates. Required.
+        t_mul, m_mul, alpha, warmup_steps: As in `CosineWarmRestarts`.
+        weight_decay: A raw `lambda` instead. Defaults to `None`.
+        normalized_weight_decay: Defaults to `0.025` unless `weight_decay`
+            is given.
+        **kwargs: The other `SGDW` and Keras optimizer arguments.
+
+    Example:
+
+    >>> optimizer = keras_adamwr.SGDWR(0.05, first_cycle_steps=391)
+
+    References:
+        https://arxiv.org/abs/1711.05101, https://arxiv.org/abs/1608.03983.
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.05,
+        first_cycle_steps=None,
+        t_mul=2.0,
+        m_mul=1.0,
+        alpha=0.0,
+        warmup_steps=0,
+        weight_decay=None,
+        normalized_weight_decay=None,
+        name="sgdwr",
+        **kwargs,
+    ):
+        schedule, normalized_weight_decay = restart_arguments(
+            learning_rate, first_cycle_steps, t_mul, m_mul, alpha,
+            warmup_steps, weight_decay, normalized_weight_decay,
+        )
+        super().__init__(
+            learning_rate=schedule,
+            weight_decay=weight_decay,
+            normalized_weight_decay=normalized_weight_decay,
+            name=name,
+            **kwargs,
+        )
+
+    def get_config(self):
+        return restart_config(super().get_config(), self.schedule)
