@@ -79,6 +79,13 @@ def restart_config(config, schedule):
     return config
 
 
+def _to_dtype(value, dtype):
+    """Casts a tensor; converts a Python number directly (no float32 hop)."""
+    if isinstance(value, (int, float)):
+        return ops.convert_to_tensor(value, dtype)
+    return ops.cast(value, dtype)
+
+
 class _Scratch:
     """Per-step scalars. A plain object, so Keras/TF do not track it."""
 
@@ -240,11 +247,18 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         `decay_scaling="schedule"`, `lr_t * lambda_t` with "learning_rate".
         Defaults: the current learning rate and step.
         """
-        learning_rate = self.learning_rate if learning_rate is None else learning_rate
-        rate = ops.cast(learning_rate, dtype)
-        if self.decay_scaling == "schedule":
-            rate = rate / self.base_learning_rate
-        return self.weight_decay_at(step, dtype) * rate
+        step = self.iterations if step is None else step
+        if self.decay_scaling == "learning_rate":
+            learning_rate = self.learning_rate if learning_rate is None else learning_rate
+            return self.weight_decay_at(step, dtype) * _to_dtype(learning_rate, dtype)
+        if isinstance(self._learning_rate, CosineWarmRestarts):
+            # The multiplier itself: exactly the same for any alpha.
+            eta = self._learning_rate.multiplier_tensor(step)
+        else:
+            learning_rate = self.learning_rate if learning_rate is None else learning_rate
+            learning_rate = ops.convert_to_tensor(learning_rate)
+            eta = learning_rate / _to_dtype(self.base_learning_rate, learning_rate.dtype)
+        return self.weight_decay_at(step, dtype) * ops.cast(eta, dtype)
 
     def apply(self, grads, trainable_variables=None):
         self._scratch.entries.clear()
@@ -261,10 +275,10 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         if hit is not None and hit[0] is learning_rate:
             return hit[1]
         compute_dtype = "float64" if dtype == "float64" else "float32"
-        rate = ops.cast(learning_rate, compute_dtype)
         step = self.iterations
+        rate = _to_dtype(learning_rate, compute_dtype)
         scalars = self._update_scalars(rate, step, compute_dtype)
-        scalars["keep"] = 1 - self.decay_coefficient(rate, step, compute_dtype)
+        scalars["keep"] = 1 - self.decay_coefficient(learning_rate, step, compute_dtype)
         scalars = {name: ops.cast(value, dtype) for name, value in scalars.items()}
         self._scratch.entries[key] = (learning_rate, scalars)
         return scalars

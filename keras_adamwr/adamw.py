@@ -136,8 +136,8 @@ class AdamW(DecoupledWeightDecay):
         # alpha * m_hat / (sqrt(v_hat) + eps)
         #   == step_size * m / (sqrt(v) + eps * sqrt(1 - beta_2**t)), exactly.
         t = ops.cast(step + 1, dtype)
-        correction_1 = 1 - ops.power(ops.cast(self.beta_1, dtype), t)
-        root_correction_2 = ops.sqrt(1 - ops.power(ops.cast(self.beta_2, dtype), t))
+        correction_1 = 1 - ops.power(ops.convert_to_tensor(self.beta_1, dtype), t)
+        root_correction_2 = ops.sqrt(1 - ops.power(ops.convert_to_tensor(self.beta_2, dtype), t))
         return {
             "step_size": learning_rate * root_correction_2 / correction_1,
             "epsilon": self.epsilon * root_correction_2,

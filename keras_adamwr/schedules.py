@@ -190,19 +190,22 @@ class CosineWarmRestarts(keras.optimizers.schedules.LearningRateSchedule):
             fraction = ops.where(cycle_steps >= end, 1.0, fraction)
         return index, fraction, length
 
-    def __call__(self, step):
+    def multiplier_tensor(self, step):
+        """`eta_t` at `step` as a float32 tensor (`multiplier` in-graph)."""
         index, fraction, _ = self.cycle_position(step)
         peak = ops.power(
             ops.cast(self.m_mul, "float32"), ops.cast(index, "float32")
         )
         cosine = 0.5 * peak * (1.0 + ops.cos(math.pi * fraction))
-        decayed = (1.0 - self.alpha) * cosine + self.alpha
-        rate = self.initial_learning_rate * decayed
+        eta = (1.0 - self.alpha) * cosine + self.alpha
         if self.warmup_steps:
             float_step = ops.cast(step, "float32")
-            warm = self.initial_learning_rate * float_step / self.warmup_steps
-            rate = ops.where(float_step < self.warmup_steps, warm, rate)
-        return rate
+            warm = float_step / self.warmup_steps
+            eta = ops.where(float_step < self.warmup_steps, warm, eta)
+        return eta
+
+    def __call__(self, step):
+        return self.initial_learning_rate * self.multiplier_tensor(step)
 
     # Plain Python: the same maths for callbacks, examples and plots.
 
