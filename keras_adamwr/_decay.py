@@ -245,17 +245,21 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
 
         `c_t = (lr_t / base_learning_rate) * lambda_t` with
         `decay_scaling="schedule"`, `lr_t * lambda_t` with "learning_rate".
-        Defaults: the current learning rate and step.
+        Defaults: the current step, and the learning rate at `step` (the
+        schedule's value there, or the current rate).
         """
+        if learning_rate is None:
+            if step is not None and self.schedule is not None:
+                learning_rate = self.schedule(step)
+            else:
+                learning_rate = self.learning_rate
         step = self.iterations if step is None else step
         if self.decay_scaling == "learning_rate":
-            learning_rate = self.learning_rate if learning_rate is None else learning_rate
             return self.weight_decay_at(step, dtype) * _to_dtype(learning_rate, dtype)
         if isinstance(self._learning_rate, CosineWarmRestarts):
             # The multiplier itself: exactly the same for any alpha.
             eta = self._learning_rate.multiplier_tensor(step)
         else:
-            learning_rate = self.learning_rate if learning_rate is None else learning_rate
             learning_rate = ops.convert_to_tensor(learning_rate)
             eta = learning_rate / _to_dtype(self.base_learning_rate, learning_rate.dtype)
         return self.weight_decay_at(step, dtype) * ops.cast(eta, dtype)

@@ -47,6 +47,8 @@ def schedule_reference(num_steps, first_cycle_steps, t_mul=2.0, m_mul=1.0,
 
 def cycle_reference(step, first_cycle_steps, t_mul=2.0):
     """(cycle index, T_cur / T_i) of one far-away step, walking cycle by cycle."""
+    if t_mul == 1:  # equal cycles: walking 2**31 of them would take hours
+        return step // first_cycle_steps, step % first_cycle_steps / first_cycle_steps
     t_mul = Fraction(t_mul)
     t_i, start, index = Fraction(first_cycle_steps), Fraction(0), 0
     while step >= start + t_i:
