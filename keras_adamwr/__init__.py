@@ -7,6 +7,7 @@ implemented as the paper states it. See `docs/` for the update rules.
 from keras_adamwr._decay import normalized_weight_decay
 from keras_adamwr.adamw import AdamW
 from keras_adamwr.adamw import AdamWR
+from keras_adamwr.callbacks import AnytimeRecorder
 from keras_adamwr.schedules import CosineWarmRestarts
 from keras_adamwr.sgdw import SGDW
 from keras_adamwr.sgdw import SGDWR
@@ -15,6 +16,7 @@ from keras_adamwr.version import __version__
 __all__ = [
     "AdamW",
     "AdamWR",
+    "AnytimeRecorder",
     "CosineWarmRestarts",
     "SGDW",
     "SGDWR",

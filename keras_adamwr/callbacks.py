@@ -1,0 +1,504 @@
+"""AnytimeRecorder: validation at the end of every warm-restart cycle."""
+
+import csv
+import json
+import numbers
+import os
+import re
+import time
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_adamwr._checks import check_choice
+from keras_adamwr._checks import check_number
+from keras_adamwr._decay import DecoupledWeightDecay
+
+FIELDS = ("cycle", "step", "epoch", "evaluated_step", "evaluated_epoch",
+          "wall_time", "learning_rate", "eta", "weight_decay_effective")
+_SNAPSHOT = re.compile(r"^snapshot-cycle(\d+)\.weights\.h5$")
+
+
+class AnytimeRecorder(keras.callbacks.Callback):
+    """Evaluates the model at the end of every restart cycle (anytime curve).
+
+    Loshchilov & Hutter take the weights at the end of each warm-restart
+    cycle, where the schedule multiplier `eta_t` is at its minimum, as the
+    optimizer's answer at that time, and compare methods by the validation
+    error reached there. This callback records that curve.
+
+    Cycle ends are read off the optimizer's own update counter
+    (`optimizer.iterations`, which counts weight updates: skipped
+    mixed-precision steps and gradient accumulation are accounted for) and
+    the schedule's `restart_steps(n)`, never by counting batches. The
+    counter is polled after every `train_function` call (so once per
+    `steps_per_execution` batches) and at each epoch end; a cycle that ended
+    since the last poll is evaluated at that poll. When several cycles ended
+    since the last poll, the model is evaluated once and one row is written
+    per cycle, all with the same metrics and `evaluated_step`. Cycles that
+    end on the same step (sub-step cycles with `t_mul < 1`) give one row.
+
+    Each row of `records` (a list of dicts) holds: `cycle` (index i of the
+    cycle that ended), `step` (its boundary, `restart_steps(...)[i]`, in
+    weight updates), `epoch` (that boundary in epochs: `step *
+    gradient_accumulation_steps / batches_per_epoch`, the data position had
+    no step been skipped), `evaluated_step` and `evaluated_epoch` (where the
+    evaluation actually happened; later than the boundary when polls are
+    sparser than updates), `wall_time` (seconds since training began,
+    continued across resumed runs), `learning_rate` and `eta` (of the
+    cycle's last update, `schedule(step - 1)`), `weight_decay_effective`
+    (the factor `c_t` of `theta <- theta - c_t * theta` in that update:
+    `optimizer.decay_coefficient` for this package's optimizers,
+    `weight_decay * learning_rate` for Keras ones, else None) and the
+    validation metrics prefixed `val_`.
+
+    The weights evaluated are those at `evaluated_step`; `evaluate` runs
+    with the training metrics' state saved and restored, so `fit`'s epoch
+    logs are unaffected. With `log_dir`, rows go to `anytime.csv` and
+    `anytime.json` as they come (the JSON is replaced atomically): a crash
+    loses no recorded row.
+
+    Resuming: when the first epoch of a `fit` begins (after every
+    callback's `on_train_begin`, so after `BackupAndRestore` or
+    `load_model` restored the optimizer), rows are re-read from
+    `anytime.json`; rows past the optimizer's current step (a timeline
+    rolled back by `BackupAndRestore`, or a fresh model) are dropped with
+    their snapshots, and cycles that end at or before the current step
+    count as done, so no row is written twice.
+
+    At each epoch end `learning_rate`, `eta` and `weight_decay_effective`
+    of the next update (the optimizer's current values) are added to
+    `logs`. Keras passes one `logs` dict down the callback list: place this
+    callback before `CSVLogger` and `TensorBoard` (and `BackupAndRestore`,
+    so that a row is written before the backup) so that they see them.
+    On the JAX backend Keras syncs the counter only at epoch ends, so
+    restarts are noticed there.
+
+    Args:
+        validation_data: What `Model.evaluate` takes: `(x, y)`, `(x, y,
+            sample_weight)` or a dataset. Required.
+        log_dir: Folder for `anytime.csv`, `anytime.json`, TensorBoard
+            scalars (in `log_dir/anytime`) and the default plot. Defaults
+            to `None` (records kept in memory only).
+        steps_per_epoch: Batches per epoch, as in `Model.fit`. Defaults to
+            `None`: Keras' count, or the first epoch's.
+        snapshot_dir: Folder for the weights at each cycle end,
+            `snapshot-cycle{i:03d}.weights.h5`, for snapshot ensembles (see
+            `snapshot_ensemble_predict`). Defaults to `None` (no snapshots).
+        keep_snapshots: Keep only the last k snapshots, an integer >= 1.
+            Defaults to `None` (keep all).
+        tensorboard: Also write each row as TensorBoard scalars (step:
+            the boundary step), needs `log_dir` and TensorFlow. Defaults to
+            `False`.
+        verbose: 1 prints one line per cycle end, 0 is silent. Defaults
+            to `1`.
+        evaluate_kwargs: Extra `Model.evaluate` arguments, e.g.
+            `{"batch_size": 256}`. Defaults to `None`.
+
+    Example:
+
+    >>> recorder = keras_adamwr.AnytimeRecorder((x_val, y_val), log_dir="runs/a")
+    >>> model.compile(keras_adamwr.AdamWR(1e-3, first_cycle_steps=10 * spe),
+    ...               "sparse_categorical_crossentropy", metrics=["accuracy"])
+    >>> model.fit(x, y, epochs=70,
+    ...           callbacks=[recorder, keras.callbacks.CSVLogger("log.csv")])
+    >>> recorder.records[-1]["val_accuracy"], recorder.plot()
+
+    References:
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR
+        2019, https://arxiv.org/abs/1711.05101; "SGDR: Stochastic Gradient
+        Descent with Warm Restarts", ICLR 2017,
+        https://arxiv.org/abs/1608.03983.
+    """
+
+    def __init__(self, validation_data, log_dir=None, steps_per_epoch=None,
+                 snapshot_dir=None, keep_snapshots=None, tensorboard=False,
+                 verbose=1, evaluate_kwargs=None):
+        super().__init__()
+        if validation_data is None:
+            raise ValueError("Argument `validation_data` must be (x, y), (x, y, "
+                             "sample_weight) or a dataset. Received: "
+                             "validation_data=None")
+        self.validation_data = validation_data
+        self.log_dir = _optional_path("log_dir", log_dir)
+        self.steps_per_epoch = _optional_count("steps_per_epoch", steps_per_epoch)
+        self.snapshot_dir = _optional_path("snapshot_dir", snapshot_dir)
+        self.keep_snapshots = _optional_count("keep_snapshots", keep_snapshots)
+        if keep_snapshots is not None and snapshot_dir is None:
+            raise ValueError("Argument `keep_snapshots` needs `snapshot_dir`. "
+                             f"Received: keep_snapshots={keep_snapshots}, "
+                             "snapshot_dir=None")
+        self.tensorboard = check_choice("tensorboard", tensorboard, (False, True))
+        if tensorboard and log_dir is None:
+            raise ValueError("Argument `tensorboard` needs `log_dir`. Received: "
+                             "tensorboard=True, log_dir=None")
+        self.verbose = check_choice("verbose", verbose, (0, 1))
+        if not isinstance(evaluate_kwargs, (dict, type(None))) or (
+                {"x", "y", "sample_weight", "return_dict"} & set(evaluate_kwargs or {})):
+            error = ValueError if isinstance(evaluate_kwargs, dict) else TypeError
+            raise error("Argument `evaluate_kwargs` must be a dict of "
+                        "Model.evaluate arguments other than x, y, "
+                        "sample_weight and return_dict. Received: "
+                        f"evaluate_kwargs={evaluate_kwargs!r}")
+        self.evaluate_kwargs = dict(evaluate_kwargs or {})
+        self.records = []
+        self._schedule, self._fields, self._writer = None, None, None
+        self._resumed, self._last_step = False, 0
+
+    # Training hooks.
+
+    def on_train_begin(self, logs=None):
+        optimizer = self.model.optimizer
+        while isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = optimizer.inner_optimizer
+        self._optimizer, self._schedule = optimizer, _schedule_of(optimizer)
+        if not callable(getattr(self._schedule, "restart_steps", None)):
+            raise ValueError(
+                "AnytimeRecorder needs an optimizer whose learning rate is a "
+                "restart schedule with `restart_steps(count)`, such as "
+                "keras_adamwr.AdamWR, SGDWR or CosineWarmRestarts. Received: "
+                f"learning_rate={self._schedule!r} of optimizer {optimizer.name!r}")
+        self._accumulation = optimizer.gradient_accumulation_steps or 1
+        if self._accumulation > 1 and not isinstance(optimizer, DecoupledWeightDecay):
+            raise ValueError(
+                "With `gradient_accumulation_steps`, Keras optimizers evaluate "
+                "the schedule at micro-batches, not weight updates; use a "
+                "keras_adamwr optimizer. Received: gradient_accumulation_steps="
+                f"{self._accumulation} with optimizer {optimizer.name!r}")
+        self._resumed = False
+
+    def _resume(self):
+        """Picks up where the optimizer's counter is; runs when the first
+        epoch begins, after every `on_train_begin` (BackupAndRestore's
+        restore included, whatever the callback order)."""
+        self._resumed = True
+        self._cycles, self._ends, self._count, self._complete = [], [], 0, False
+        step = self._last_step = self._step()
+        self._extend(step)
+        self._next = sum(end <= step for end in self._ends)
+        if self.log_dir is not None:
+            self.records = self._read_json()
+        kept = {row["step"]: row for row in self.records if row["step"] <= step}
+        self.records = sorted(kept.values(), key=lambda row: row["step"])
+        self._time_offset = max((row["wall_time"] for row in self.records), default=0.0)
+        self._start = time.perf_counter()
+        self._batches = self.steps_per_epoch or self.params.get("steps")
+        self.on_train_end()  # a writer left open by a crashed run
+        if self.log_dir is not None:
+            os.makedirs(self.log_dir, exist_ok=True)
+            self._rewrite_files()
+            if self.tensorboard:
+                self._writer = _summary_writer(os.path.join(self.log_dir, "anytime"))
+        if self.snapshot_dir is not None and self._next < len(self._ends):
+            for cycle, path in self._snapshots():  # from a rolled-back run
+                if cycle >= self._cycles[self._next]:
+                    os.remove(path)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._resumed:
+            self._resume()
+        self._epoch, self._last_batch = epoch, -1
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_batch = batch
+        self._poll()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._batches is None and self._last_batch >= 0 and not self.model.stop_training:
+            self._batches = self._last_batch + 1
+        self._poll()
+        if logs is not None:
+            logs.update(self._rates(self._last_step))
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    # Detection and recording.
+
+    def _step(self):
+        return int(self._optimizer.iterations)
+
+    def _extend(self, step):
+        """Tabulates the distinct cycle ends until one lies past `step`.
+
+        With `t_mul < 1` the ends pile up on one last step: once doubling
+        the count adds no later end, the table is complete.
+        """
+        while not self._complete and (not self._ends or self._ends[-1] <= step):
+            self._count = max(16, 2 * self._count)
+            ends = [int(end) for end in self._schedule.restart_steps(self._count)]
+            self._complete = bool(self._ends) and ends[-1] == self._ends[-1]
+            self._cycles, self._ends = [], []
+            for cycle, end in enumerate(ends):
+                if not self._ends or end > self._ends[-1]:
+                    self._cycles.append(cycle)
+                    self._ends.append(end)
+
+    def _poll(self):
+        step = self._last_step = self._step()
+        self._extend(step)
+        crossed = []
+        while self._next < len(self._ends) and self._ends[self._next] <= step:
+            crossed.append(self._next)
+            self._next += 1
+        if not crossed:
+            return
+        metrics = self._evaluate()
+        if self._batches and self._last_batch >= 0:
+            evaluated_epoch = self._epoch + (self._last_batch + 1) / self._batches
+        else:
+            evaluated_epoch = None
+        for index in crossed:
+            end = self._ends[index]
+            row = {"cycle": self._cycles[index], "step": end,
+                   "epoch": self._epoch_of(end), "evaluated_step": step,
+                   "evaluated_epoch": evaluated_epoch,
+                   "wall_time": self._time_offset + time.perf_counter() - self._start,
+                   **self._rates(end - 1), **metrics}
+            self._record(row)
+        if self.snapshot_dir is not None:
+            self._save_snapshot(self._cycles[crossed[-1]])
+
+    def _epoch_of(self, step):
+        return step * self._accumulation / self._batches if self._batches else None
+
+    def _rates(self, step):
+        """Rate, `eta` and decay factor of the update made at counter `step`."""
+        rate = float(self._schedule(step))
+        if callable(getattr(self._schedule, "multiplier", None)):
+            eta = float(self._schedule.multiplier(step))
+        else:
+            base = getattr(self._optimizer, "base_learning_rate", None)
+            eta = rate / base if base else None
+        if isinstance(self._optimizer, DecoupledWeightDecay):
+            decay = float(self._optimizer.decay_coefficient(learning_rate=rate, step=step))
+        else:
+            weight_decay = getattr(self._optimizer, "weight_decay", None)
+            decay = (float(weight_decay) * rate
+                     if isinstance(weight_decay, numbers.Real) else None)
+        return {"learning_rate": rate, "eta": eta, "weight_decay_effective": decay}
+
+    def _evaluate(self):
+        # evaluate() resets the metrics that fit() is still accumulating.
+        variables = list(self.model.metrics_variables)
+        saved = [variable.numpy() for variable in variables]
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(self.validation_data)
+        try:
+            results = self.model.evaluate(
+                x, y, sample_weight=sample_weight,
+                **{"verbose": 0, **self.evaluate_kwargs, "return_dict": True})
+        finally:
+            for variable, value in zip(variables, saved):
+                variable.assign(value)
+        return {f"val_{name}": float(value) for name, value in results.items()}
+
+    def _record(self, row):
+        self.records.append(row)
+        if self.log_dir is not None:
+            if self._fields is None or not set(row) <= set(self._fields):
+                self._rewrite_files()
+            else:
+                with open(self._path("csv"), "a", newline="") as file:
+                    csv.DictWriter(file, self._fields).writerow(row)
+                self._write_json()
+        if self._writer is not None:
+            with self._writer.as_default():
+                for name, value in row.items():
+                    if name not in ("cycle", "step") and value is not None:
+                        _tf_scalar(name, value, row["step"])
+            self._writer.flush()
+        if self.verbose:
+            late = (f", evaluated at step {row['evaluated_step']}"
+                    if row["evaluated_step"] != row["step"] else "")
+            metrics = ", ".join(f"{name} {value:.4g}" for name, value in row.items()
+                                if name.startswith("val_"))
+            epoch = "" if row["epoch"] is None else f" (epoch {row['epoch']:.4g})"
+            print(f"AnytimeRecorder: cycle {row['cycle']} ended at step "
+                  f"{row['step']}{epoch}{late}: lr {row['learning_rate']:.4g}, "
+                  f"{metrics}")
+
+    # Files.
+
+    def _path(self, extension):
+        return os.path.join(self.log_dir, f"anytime.{extension}")
+
+    def _read_json(self):
+        if not os.path.exists(self._path("json")):
+            return []
+        with open(self._path("json")) as file:
+            return json.load(file)
+
+    def _write_json(self):
+        temporary = self._path("json.tmp")
+        with open(temporary, "w") as file:
+            json.dump(self.records, file, indent=1)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self._path("json"))
+
+    def _rewrite_files(self):
+        fields = list(FIELDS) if self.records else None
+        for row in self.records:
+            fields += [name for name in row if name not in fields]
+        self._fields = fields
+        with open(self._path("csv"), "w", newline="") as file:
+            if fields:
+                writer = csv.DictWriter(file, fields)
+                writer.writeheader()
+                writer.writerows(self.records)
+        self._write_json()
+
+    def _snapshots(self):
+        """`(cycle, path)` of the snapshots in `snapshot_dir`, by cycle."""
+        if not os.path.isdir(self.snapshot_dir):
+            return []
+        found = [(int(match.group(1)), os.path.join(self.snapshot_dir, name))
+                 for name in os.listdir(self.snapshot_dir)
+                 if (match := _SNAPSHOT.match(name))]
+        return sorted(found)
+
+    @property
+    def snapshot_paths(self):
+        """Paths of the snapshots kept, oldest cycle first."""
+        return [path for _, path in self._snapshots()] if self.snapshot_dir else []
+
+    def _save_snapshot(self, cycle):
+        os.makedirs(self.snapshot_dir, exist_ok=True)
+        name = f"snapshot-cycle{cycle:03d}.weights.h5"
+        self.model.save_weights(os.path.join(self.snapshot_dir, name), overwrite=True)
+        if self.keep_snapshots is not None:
+            for path in self.snapshot_paths[:-self.keep_snapshots]:
+                os.remove(path)
+
+    def plot(self, path=None, metric=None):
+        """Draws the anytime curve as a PNG and returns its path.
+
+        Validation error (`1 - metric` for an accuracy, else the metric) at
+        each cycle end against epochs (steps when unknown), restarts marked,
+        over the learning rate of every update on a twin axis. `metric`
+        defaults to `val_accuracy` if recorded, else `val_loss`; `path` to
+        `log_dir/anytime.png` (or `anytime.png`). Needs matplotlib.
+        """
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            raise ImportError("AnytimeRecorder.plot needs matplotlib: "
+                              "`pip install matplotlib`.") from None
+        if not self.records:
+            raise ValueError("AnytimeRecorder.plot: nothing recorded yet; "
+                             "call it after `fit` reached a cycle end.")
+        if metric is None:
+            metric = "val_accuracy" if "val_accuracy" in self.records[0] else "val_loss"
+        if any(metric not in row for row in self.records):
+            names = sorted(name for name in self.records[0] if name.startswith("val_"))
+            raise ValueError(f"Argument `metric` must be one of the recorded "
+                             f"{names}. Received: metric={metric!r}")
+        if path is None:
+            path = os.path.join(self.log_dir or "", "anytime.png")
+        error = "accuracy" in metric
+        in_epochs = all(row["epoch"] is not None for row in self.records)
+        scale = self.records[-1]["epoch"] / self.records[-1]["step"] if in_epochs else 1.0
+        figure = Figure(figsize=(7, 4.5))
+        axes = figure.add_subplot()
+        x = [row["step"] * scale for row in self.records]
+        y = [1 - row[metric] if error else row[metric] for row in self.records]
+        for position in x:
+            axes.axvline(position, color="0.6", linestyle=":", linewidth=1)
+        axes.plot(x, y, "o-", color="C0")
+        axes.set_xlabel("epoch" if in_epochs else "step (weight updates)")
+        axes.set_ylabel(f"validation error (1 - {metric})" if error else metric)
+        if self._schedule is not None:
+            last = max(self._last_step, self.records[-1]["step"])
+            grid = np.unique(np.linspace(0, last, min(last + 1, 2000)).astype("int64"))
+            rates = ops.convert_to_numpy(self._schedule(grid))
+            twin = axes.twinx()
+            twin.plot(grid * scale, np.broadcast_to(rates, grid.shape),
+                      color="C1", alpha=0.6, linewidth=1)
+            twin.set_ylabel("learning rate", color="C1")
+            axes.set_zorder(twin.get_zorder() + 1)  # the curve above the rate
+            axes.patch.set_visible(False)
+        axes.set_title("Anytime performance at the end of each restart cycle")
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        return path
+
+
+def snapshot_ensemble_predict(model, snapshot_paths, x, batch_size=None):
+    """Averages `model.predict(x)` over weight snapshots (snapshot ensemble).
+
+    Loads each of `snapshot_paths` (e.g. `AnytimeRecorder.snapshot_paths`)
+    into `model`, predicts, and restores the model's own weights and
+    optimizer state afterwards (`load_weights` overwrites both).
+    The outputs are averaged as the model returns them: give it a softmax
+    output to average probabilities (Huang et al. 2017).
+    """
+    snapshot_paths = list(snapshot_paths)
+    if not snapshot_paths:
+        raise ValueError("Argument `snapshot_paths` must name at least one "
+                         "weights file. Received: snapshot_paths=[]")
+    # `.weights.h5` files hold the optimizer state too: keep both.
+    variables = list(model.variables)
+    if model.optimizer is not None and model.optimizer.built:
+        variables += list(model.optimizer.variables)
+    original = [variable.numpy() for variable in variables]
+    predictions = []
+    try:
+        for path in snapshot_paths:
+            model.load_weights(path)
+            predictions.append(model.predict(x, batch_size=batch_size, verbose=0))
+    finally:
+        for variable, value in zip(variables, original):
+            variable.assign(value)
+    return keras.tree.map_structure(
+        lambda *outputs: np.mean(np.stack(outputs), axis=0), *predictions)
+
+
+def _schedule_of(optimizer):
+    """The learning-rate schedule object (not its current value), or None."""
+    if isinstance(optimizer, DecoupledWeightDecay):
+        return optimizer.schedule
+    # Keras has no public accessor: `optimizer.learning_rate` is the value.
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return schedule
+    return None
+
+
+def _summary_writer(folder):
+    """A `tf.summary` writer, or None (with a warning) without TensorBoard."""
+    try:
+        import tensorboard  # noqa: F401  (tf.summary.scalar needs it)
+        import tensorflow as tf
+    except ImportError:
+        warnings.warn("AnytimeRecorder(tensorboard=True) needs TensorFlow "
+                      "and TensorBoard; no TensorBoard scalars are written.",
+                      stacklevel=3)
+        return None
+    return tf.summary.create_file_writer(folder)
+
+
+def _tf_scalar(name, value, step):
+    import tensorflow as tf
+
+    tf.summary.scalar(name, value, step=step)
+
+
+def _optional_count(name, value):
+    if value is None:
+        return None
+    try:
+        return check_number(name, value, 1, integer=True)
+    except (TypeError, ValueError) as error:  # the same error, "or None" added
+        raise type(error)(f"Argument `{name}` must be an integer >= 1 or None. "
+                          f"Received: {name}={value!r}") from None
+
+
+def _optional_path(name, value):
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"Argument `{name}` must be a folder path or None. "
+                        f"Received: {name}={value!r}")
+    return None if value is None else os.fspath(value)
