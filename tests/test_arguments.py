@@ -1,0 +1,97 @@
+"""Bad input: a ValueError naming the argument, its range and the value."""
+
+import keras
+import pytest
+
+import keras_adamwr
+from keras_adamwr import AdamW
+from keras_adamwr import AdamWR
+from keras_adamwr import CosineWarmRestarts
+from keras_adamwr import SGDW
+from keras_adamwr import SGDWR
+
+SCHEDULE = dict(initial_learning_rate=1.0, first_cycle_steps=10)
+RESTARTS = dict(first_cycle_steps=10)
+
+# (constructor, keyword arguments, argument named, text of the allowed range)
+INVALID = [
+    (CosineWarmRestarts, dict(SCHEDULE, initial_learning_rate=-1.0), "initial_learning_rate", "> 0"),
+    (CosineWarmRestarts, dict(SCHEDULE, initial_learning_rate=0.0), "initial_learning_rate", "> 0"),
+    (CosineWarmRestarts, dict(SCHEDULE, first_cycle_steps=0), "first_cycle_steps", ">= 1"),
+    (CosineWarmRestarts, dict(SCHEDULE, first_cycle_steps=2.5), "first_cycle_steps", "integer"),
+    (CosineWarmRestarts, dict(SCHEDULE, t_mul=0.0), "t_mul", "> 0"),
+    (CosineWarmRestarts, dict(SCHEDULE, t_mul=-1), "t_mul", "> 0"),
+    (CosineWarmRestarts, dict(SCHEDULE, t_mul=float("inf")), "t_mul", "> 0"),
+    (CosineWarmRestarts, dict(SCHEDULE, t_mul=1.00001), "t_mul", "far enough from 1"),
+    (CosineWarmRestarts, dict(SCHEDULE, m_mul=-0.5), "m_mul", ">= 0"),
+    (CosineWarmRestarts, dict(SCHEDULE, alpha=1.5), "alpha", "in [0, 1]"),
+    (CosineWarmRestarts, dict(SCHEDULE, warmup_steps=-1), "warmup_steps", ">= 0"),
+    (AdamW, dict(learning_rate=-1e-3), "learning_rate", "> 0"),
+    (AdamW, dict(weight_decay=-1e-4), "weight_decay", ">= 0"),
+    (AdamW, dict(beta_1=1.0), "beta_1", "in [0, 1)"),
+    (AdamW, dict(beta_1=-0.1), "beta_1", "in [0, 1)"),
+    (AdamW, dict(beta_2=1.5), "beta_2", "in [0, 1)"),
+    (AdamW, dict(epsilon=-1e-8), "epsilon", ">= 0"),
+    (AdamW, dict(normalized_weight_decay=-0.1, total_steps=10), "normalized_weight_decay", ">= 0"),
+    (AdamW, dict(weight_decay=1e-4, normalized_weight_decay=0.05), "weight_decay", "mutually exclusive"),
+    (AdamW, dict(normalized_weight_decay=0.05), "total_steps", "integer >= 1"),
+    (AdamW, dict(normalized_weight_decay=0.05, total_steps=0), "total_steps", ">= 1"),
+    (AdamW, dict(weight_decay=1e-4, total_steps=100), "total_steps", "only used"),
+    (AdamW, dict(decay_scaling="lr"), "decay_scaling", "'schedule', 'learning_rate'"),
+    (AdamW, dict(exclude_from_weight_decay=["("]), "exclude_from_weight_decay", "regular expressions"),
+    (AdamW, dict(base_learning_rate=0.0), "base_learning_rate", "> 0"),
+    (AdamW, dict(learning_rate=lambda: 1e-3), "base_learning_rate", "> 0"),
+    (AdamW, dict(gradient_accumulation_steps=1), "gradient_accumulation_steps", ">= 2"),
+    (SGDW, dict(momentum=1.0), "momentum", "in [0, 1)"),
+    (SGDW, dict(learning_rate=0.0), "learning_rate", "> 0"),
+    (SGDW, dict(weight_decay=-1.0), "weight_decay", ">= 0"),
+    (AdamWR, dict(RESTARTS, t_mul=0.0), "t_mul", "> 0"),
+    (AdamWR, dict(first_cycle_steps=0), "first_cycle_steps", ">= 1"),
+    (AdamWR, dict(RESTARTS, beta_2=1.0), "beta_2", "in [0, 1)"),
+    (AdamWR, dict(RESTARTS, normalized_weight_decay=-1.0), "normalized_weight_decay", ">= 0"),
+    (SGDWR, dict(RESTARTS, alpha=-0.1), "alpha", "in [0, 1]"),
+    (SGDWR, dict(RESTARTS, weight_decay=1e-4, normalized_weight_decay=0.1), "weight_decay", "mutually exclusive"),
+    (keras_adamwr.normalized_weight_decay, dict(lambda_norm=0.05, batch_size=0, num_examples=10, epochs=1), "batch_size", ">= 1"),
+    (keras_adamwr.normalized_weight_decay, dict(lambda_norm=0.05, batch_size=1, num_examples=10, epochs=0), "epochs", "> 0"),
+]
+
+
+@pytest.mark.parametrize("constructor,kwargs,argument,allowed", INVALID,
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_invalid_value_names_argument_range_and_value(constructor, kwargs, argument, allowed):
+    with pytest.raises(ValueError) as error:
+        constructor(**kwargs)
+    message = str(error.value)
+    assert f"`{argument}`" in message
+    assert allowed in message
+    assert "Received:" in message and f"{argument}=" in message
+
+
+@pytest.mark.parametrize("constructor,kwargs,argument", [
+    (AdamW, dict(learning_rate="0.001"), "learning_rate"),
+    (SGDW, dict(weight_decay="1e-4"), "weight_decay"),
+    (AdamW, dict(weight_decay=CosineWarmRestarts(1.0, 10)), "weight_decay"),
+    (CosineWarmRestarts, dict(SCHEDULE, initial_learning_rate=CosineWarmRestarts(1.0, 10)),
+     "initial_learning_rate"),
+    (CosineWarmRestarts, dict(SCHEDULE, first_cycle_steps=None), "first_cycle_steps"),
+    (AdamWR, dict(), "first_cycle_steps"),
+])
+def test_wrong_type_is_a_type_error(constructor, kwargs, argument):
+    with pytest.raises(TypeError, match=f"`{argument}`"):
+        constructor(**kwargs)
+
+
+def test_no_assert_on_user_input():
+    # Python -O strips asserts; validation must not depend on them.
+    import pathlib
+
+    for path in pathlib.Path(keras_adamwr.__file__).parent.glob("*.py"):
+        assert "assert " not in path.read_text(), path
+
+
+def test_valid_edge_values_are_accepted():
+    AdamW(weight_decay=0.0, beta_1=0.0, beta_2=0.0, epsilon=0.0)
+    SGDW(momentum=0.0)
+    CosineWarmRestarts(1.0, 1, t_mul=0.01, m_mul=0.0, alpha=1.0, warmup_steps=0)
+    AdamW(learning_rate=keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9))
+    AdamW(learning_rate=lambda: 1e-3, decay_scaling="learning_rate")

@@ -1,0 +1,42 @@
+"""The private Keras hooks we override, pinned: if Keras renames or stops
+calling them, these tests fail before users see doubled or missing decay.
+
+setup.cfg pins `keras>=3.15,<3.16`, the range these tests have run on.
+"""
+
+import keras
+import numpy as np
+
+import keras_adamwr
+from keras_adamwr._decay import DecoupledWeightDecay
+
+
+def test_hooks_exist_in_keras():
+    base = keras.optimizers.Optimizer
+    for hook in ("_apply_weight_decay", "_get_current_learning_rate",
+                 "_use_weight_decay", "_get_variable_index"):
+        assert callable(getattr(base, hook, None)), hook
+    assert "_apply_weight_decay" in DecoupledWeightDecay.__dict__
+    assert "_get_current_learning_rate" in DecoupledWeightDecay.__dict__
+
+
+def test_keras_own_decay_pass_never_runs():
+    # If Keras applied its own `lr * wd * theta` pass as well, zero
+    # gradients would shrink theta by (1 - 0.5)(1 - 0.5 * 0.1).
+    optimizer = keras_adamwr.SGDW(0.1, weight_decay=0.5, momentum=0.0)
+    variable = keras.Variable(np.ones(3))
+    optimizer.apply([np.zeros(3)], [variable])
+    np.testing.assert_allclose(variable.numpy(), 0.5, rtol=1e-7)
+
+
+def test_schedule_is_evaluated_at_weight_updates_not_micro_batches():
+    schedule = keras_adamwr.CosineWarmRestarts(1.0, 4)
+    optimizer = keras_adamwr.AdamW(schedule, gradient_accumulation_steps=3)
+    variable = keras.Variable(np.ones(2))
+    rates = []
+    for _ in range(12):
+        rates.append(float(optimizer.learning_rate))
+        optimizer.apply([np.ones(2)], [variable])
+    expected = [float(schedule(i // 3)) for i in range(12)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-7)
+    assert int(optimizer.iterations) == 4

@@ -1,0 +1,94 @@
+"""Config round-trips and `.keras` save/load with training resuming exactly."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_adamwr
+from tests.test_fit import OPTIMIZERS
+from tests.test_fit import _data
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_config_round_trip(name):
+    optimizer = OPTIMIZERS[name]()
+    serialized = keras.optimizers.serialize(optimizer)
+    assert serialized["registered_name"].startswith("keras_adamwr>")
+    restored = keras.optimizers.deserialize(serialized)
+    assert type(restored) is type(optimizer)
+    assert restored.get_config() == optimizer.get_config()
+
+
+def _model():
+    keras.utils.set_random_seed(3)
+    return keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(8, activation="tanh"),
+        keras.layers.Dense(2),
+    ])
+
+
+def _train(model, epochs):
+    x, y = _data()
+    model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, shuffle=False)
+
+
+def _compiled(name):
+    model = _model()
+    model.compile(optimizer=OPTIMIZERS[name](),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _first_half(model):
+    x, y = _data()
+    model.fit(x[:88], y[:88], batch_size=16, epochs=1, verbose=0, shuffle=False)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+
+
+def _second_half(model):
+    x, y = _data()
+    model.fit(x[:80], y[:80], batch_size=16, epochs=2, verbose=0, shuffle=False)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_save_load_resumes_bit_identically_mid_cycle(name, tmp_path):
+    # 14 updates before saving: inside a cycle for every restart schedule.
+    uninterrupted = _compiled(name)
+    _first_half(uninterrupted)
+    _second_half(uninterrupted)
+
+    interrupted = _compiled(name)
+    _first_half(interrupted)
+    assert int(interrupted.optimizer.iterations) == 14
+    interrupted.save(tmp_path / "model.keras")
+    del interrupted
+    restored = keras.models.load_model(tmp_path / "model.keras")
+    assert type(restored.optimizer) is type(uninterrupted.optimizer)
+    assert int(restored.optimizer.iterations) == 14
+    _second_half(restored)
+
+    assert restored.optimizer.get_config() == uninterrupted.optimizer.get_config()
+    for a, b in zip(restored.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert len(restored.optimizer.variables) == len(uninterrupted.optimizer.variables)
+    for a, b in zip(restored.optimizer.variables, uninterrupted.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_exclusions_and_schedule_survive_load_model(tmp_path):
+    model = _model()
+    model.compile(optimizer=keras_adamwr.AdamWR(
+        1e-3, first_cycle_steps=5, t_mul=1.5, warmup_steps=2, amsgrad=True,
+        exclude_from_weight_decay=["bias$"]),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    _train(model, 1)
+    model.save(tmp_path / "m.keras")
+    restored = keras.models.load_model(tmp_path / "m.keras")
+    optimizer = restored.optimizer
+    assert optimizer.exclude_from_weight_decay_patterns == ("bias$",)
+    assert [optimizer.uses_weight_decay(v) for v in restored.trainable_variables] == [
+        True, False, True, False]
+    assert optimizer.schedule.get_config() == model.optimizer.schedule.get_config()
+    # iterations, then momentum, velocity, velocity_hat for 4 variables.
+    assert len(optimizer.variables) == len(model.optimizer.variables) == 1 + 3 * 4
