@@ -27,11 +27,11 @@ def normalized_weight_decay(lambda_norm, batch_size, num_examples, epochs):
     Appendix B.1), with `b = batch_size`, `B = num_examples` and `T =
     epochs`; that is `lambda_norm / sqrt(number of weight updates)`.
 
-    Example:
+    Examples:
 
-    >>> normalized_weight_decay(0.05, batch_size=128, num_examples=50_000,
-    ...                         epochs=100)  # doctest: +ELLIPSIS
-    0.00253...
+        >>> normalized_weight_decay(0.05, batch_size=128, num_examples=50_000,
+        ...                         epochs=100)  # doctest: +ELLIPSIS
+        0.000252...
     """
     lambda_norm = check_number("lambda_norm", lambda_norm, 0)
     batch_size = check_number("batch_size", batch_size, 1, integer=True)

@@ -44,8 +44,9 @@ class AdamW(DecoupledWeightDecay):
 
     Args:
         learning_rate: A float > 0, a `LearningRateSchedule` (a
-            `CosineWarmRestarts` gives SGDR-style restarts) or a callable.
-            Defaults to `0.001`.
+            `CosineWarmRestarts` gives SGDR-style restarts) or a callable
+            (which needs `base_learning_rate` unless
+            `decay_scaling="learning_rate"`). Defaults to `0.001`.
         weight_decay: `lambda`, a float >= 0. Defaults to `1e-4` (paper
             convention) unless `normalized_weight_decay` is given.
         beta_1: Decay of the first moment, in [0, 1). Defaults to `0.9`.
@@ -73,12 +74,13 @@ class AdamW(DecoupledWeightDecay):
             `global_clipnorm`, `use_ema`, `ema_momentum`,
             `ema_overwrite_frequency`, `loss_scale_factor`,
             `gradient_accumulation_steps` (the schedule, `eta_t` and the
-            restarts then count weight updates, not micro-batches), `name`.
+            restarts then count weight updates, not micro-batches).
+        name: Optimizer name. Defaults to `"adamw"`.
 
-    Example:
+    Examples:
 
-    >>> model.compile(optimizer=keras_adamwr.AdamW(1e-3, weight_decay=1e-4),
-    ...               loss="sparse_categorical_crossentropy")
+        >>> model.compile(optimizer=keras_adamwr.AdamW(1e-3, weight_decay=1e-4),
+        ...               loss="sparse_categorical_crossentropy")
 
     References:
         Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR
@@ -190,8 +192,11 @@ class AdamWR(AdamW):
         learning_rate: Peak rate `alpha`, a float > 0. Defaults to `0.001`.
         first_cycle_steps: Length of the first cycle in weight updates, an
             integer >= 1. Required.
-        t_mul, m_mul, alpha, warmup_steps: As in `CosineWarmRestarts`.
-            Default to `2.0`, `1.0`, `0.0`, `0`.
+        t_mul: Cycle length factor, as in `CosineWarmRestarts`. Defaults
+            to `2.0`.
+        m_mul: Peak factor per restart. Defaults to `1.0`.
+        alpha: Floor as a fraction of the peak. Defaults to `0.0`.
+        warmup_steps: Linear warm-up steps. Defaults to `0`.
         weight_decay: A raw `lambda` instead of normalized decay. Defaults
             to `None`.
         normalized_weight_decay: `lambda_norm`. Defaults to `0.025` unless
@@ -200,12 +205,12 @@ class AdamWR(AdamW):
             `epsilon`, `amsgrad`, `decay_scaling`,
             `exclude_from_weight_decay`) and Keras optimizer arguments.
 
-    Example:
+    Examples:
 
-    >>> steps_per_epoch = 50_000 // 128
-    >>> model.compile(
-    ...     optimizer=keras_adamwr.AdamWR(1e-3, first_cycle_steps=10 * steps_per_epoch),
-    ...     loss="sparse_categorical_crossentropy")
+        >>> steps_per_epoch = 50_000 // 128
+        >>> model.compile(
+        ...     optimizer=keras_adamwr.AdamWR(1e-3, first_cycle_steps=10 * steps_per_epoch),
+        ...     loss="sparse_categorical_crossentropy")
 
     References:
         Loshchilov & Hutter, https://arxiv.org/abs/1711.05101 (AdamWR) and

@@ -97,14 +97,14 @@ class AnytimeRecorder(keras.callbacks.Callback):
         evaluate_kwargs: Extra `Model.evaluate` arguments, e.g.
             `{"batch_size": 256}`. Defaults to `None`.
 
-    Example:
+    Examples:
 
-    >>> recorder = keras_adamwr.AnytimeRecorder((x_val, y_val), log_dir="runs/a")
-    >>> model.compile(keras_adamwr.AdamWR(1e-3, first_cycle_steps=10 * spe),
-    ...               "sparse_categorical_crossentropy", metrics=["accuracy"])
-    >>> model.fit(x, y, epochs=70,
-    ...           callbacks=[recorder, keras.callbacks.CSVLogger("log.csv")])
-    >>> recorder.records[-1]["val_accuracy"], recorder.plot()
+        >>> recorder = keras_adamwr.AnytimeRecorder((x_val, y_val), log_dir="runs/a")
+        >>> model.compile(keras_adamwr.AdamWR(1e-3, first_cycle_steps=10 * spe),
+        ...               "sparse_categorical_crossentropy", metrics=["accuracy"])
+        >>> model.fit(x, y, epochs=70,
+        ...           callbacks=[recorder, keras.callbacks.CSVLogger("log.csv")])
+        >>> recorder.records[-1]["val_accuracy"], recorder.plot()
 
     References:
         Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR

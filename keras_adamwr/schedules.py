@@ -105,22 +105,22 @@ class CosineWarmRestarts(keras.optimizers.schedules.LearningRateSchedule):
         initial_learning_rate: The peak rate `alpha` of the paper (the rate
             at the start of the first cycle), a float > 0.
         first_cycle_steps: Length `T_0` of the first cycle, an integer >= 1.
-        t_mul: Factor `T_mult` by which each cycle is longer than the last,
-            > 0. Defaults to `2.0`.
-        m_mul: Factor by which each cycle's peak (above the floor) shrinks,
-            >= 0. Defaults to `1.0`.
+        t_mul: Factor `T_mult` by which each cycle is longer than the
+            last, `> 0`. Defaults to `2.0`.
+        m_mul: Factor by which each cycle's peak (above the floor)
+            shrinks, `>= 0`. Defaults to `1.0`.
         alpha: Floor of the rate as a fraction of `initial_learning_rate`,
             in [0, 1]. Defaults to `0.0`.
         warmup_steps: Steps of linear warm-up before the first cycle, an
             integer >= 0. Defaults to `0`.
         name: Optional name. Defaults to `"CosineWarmRestarts"`.
 
-    Example:
+    Examples:
 
-    >>> schedule = CosineWarmRestarts(1e-3, first_cycle_steps=10)
-    >>> schedule.restart_steps(4)
-    [10, 30, 70, 150]
-    >>> optimizer = keras_adamwr.AdamW(learning_rate=schedule)
+        >>> schedule = CosineWarmRestarts(1e-3, first_cycle_steps=10)
+        >>> schedule.restart_steps(4)
+        [10, 30, 70, 150]
+        >>> optimizer = keras_adamwr.AdamW(learning_rate=schedule)
 
     References:
         Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm

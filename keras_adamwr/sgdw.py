@@ -34,15 +34,24 @@ class SGDW(DecoupledWeightDecay):
         nesterov: Nesterov momentum. Defaults to `False`.
         weight_decay: `lambda`, a float >= 0. Defaults to `1e-4` (paper
             convention) unless `normalized_weight_decay` is given.
-        normalized_weight_decay, total_steps, decay_scaling,
-        exclude_from_weight_decay, base_learning_rate: As in `AdamW`.
+        normalized_weight_decay: `lambda_norm`, as in `AdamW`. Defaults to
+            `None`.
+        total_steps: Run length for normalized decay without restarts, as
+            in `AdamW`. Defaults to `None`.
+        decay_scaling: `"schedule"` (paper) or `"learning_rate"`
+            (Keras/PyTorch), as in `AdamW`. Defaults to `"schedule"`.
+        exclude_from_weight_decay: Regular expressions matched against
+            `variable.path`, as in `AdamW`. Defaults to `None`.
+        base_learning_rate: `alpha`, as in `AdamW`. Defaults to the float
+            learning rate or the peak of a known schedule.
+        name: Optimizer name. Defaults to `"sgdw"`.
         **kwargs: Keras optimizer arguments (`clipnorm`, `clipvalue`,
             `global_clipnorm`, `use_ema`, `ema_momentum`,
-            `loss_scale_factor`, `gradient_accumulation_steps`, `name`).
+            `loss_scale_factor`, `gradient_accumulation_steps`).
 
-    Example:
+    Examples:
 
-    >>> optimizer = keras_adamwr.SGDW(0.05, momentum=0.9, weight_decay=5e-4)
+        >>> optimizer = keras_adamwr.SGDW(0.05, momentum=0.9, weight_decay=5e-4)
 
     References:
         Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR
@@ -118,15 +127,19 @@ class SGDWR(SGDW):
     Args:
         learning_rate: Peak rate, a float > 0. Defaults to `0.05`.
         first_cycle_steps: First cycle length in updates. Required.
-        t_mul, m_mul, alpha, warmup_steps: As in `CosineWarmRestarts`.
+        t_mul: Cycle length factor, as in `CosineWarmRestarts`. Defaults
+            to `2.0`.
+        m_mul: Peak factor per restart. Defaults to `1.0`.
+        alpha: Floor as a fraction of the peak. Defaults to `0.0`.
+        warmup_steps: Linear warm-up steps. Defaults to `0`.
         weight_decay: A raw `lambda` instead. Defaults to `None`.
         normalized_weight_decay: Defaults to `0.025` unless `weight_decay`
             is given.
         **kwargs: The other `SGDW` and Keras optimizer arguments.
 
-    Example:
+    Examples:
 
-    >>> optimizer = keras_adamwr.SGDWR(0.05, first_cycle_steps=391)
+        >>> optimizer = keras_adamwr.SGDWR(0.05, first_cycle_steps=391)
 
     References:
         https://arxiv.org/abs/1711.05101, https://arxiv.org/abs/1608.03983.
