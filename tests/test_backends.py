@@ -1,0 +1,36 @@
+"""The same update rules on the JAX backend (skipped where JAX is missing).
+
+The optimizers use keras.ops only, so they must run unchanged on every
+backend; JAX also has an int32 step counter.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+WORKER = os.path.join(os.path.dirname(__file__), "_backend_worker.py")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX not installed")
+def test_jax_backend_matches_reference_and_tensorflow():
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, WORKER], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jax = json.loads(done.stdout.strip().splitlines()[-1])
+    assert jax["backend"] == "jax"
+    assert jax["adamw"] < 2e-5 and jax["sgdw"] < 2e-5
+    assert jax["cycles"] == [13, 31]
+    assert jax["updates"] == 4
+    # The same model on TensorFlow resolves the same decay mask.
+    env["KERAS_BACKEND"] = "tensorflow"
+    done = subprocess.run([sys.executable, WORKER], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    tensorflow = json.loads(done.stdout.strip().splitlines()[-1])
+    assert jax["mask"] == tensorflow["mask"] == [True, True, False, True, True, False]
+    assert tensorflow["adamw"] < 2e-5 and tensorflow["sgdw"] < 2e-5
