@@ -11,6 +11,7 @@ from keras_adamwr.callbacks import AnytimeRecorder
 from keras_adamwr.schedules import CosineWarmRestarts
 from keras_adamwr.sgdw import SGDW
 from keras_adamwr.sgdw import SGDWR
+from keras_adamwr.snapshots import snapshot_ensemble_predict
 from keras_adamwr.version import __version__
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "SGDW",
     "SGDWR",
     "normalized_weight_decay",
+    "snapshot_ensemble_predict",
     "__version__",
 ]

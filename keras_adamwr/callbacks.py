@@ -1,24 +1,20 @@
 """AnytimeRecorder: validation at the end of every warm-restart cycle."""
 
-import csv
-import json
 import numbers
 import os
-import re
 import time
 import warnings
 
 import keras
-import numpy as np
-from keras import ops
 
 from keras_adamwr._checks import check_choice
 from keras_adamwr._checks import check_number
+from keras_adamwr._anytime_files import RecordFiles
+from keras_adamwr._anytime_plot import plot_anytime
 from keras_adamwr._decay import DecoupledWeightDecay
+from keras_adamwr.snapshots import list_snapshots
+from keras_adamwr.snapshots import save_snapshot
 
-FIELDS = ("cycle", "step", "epoch", "evaluated_step", "evaluated_epoch",
-          "wall_time", "learning_rate", "eta", "weight_decay_effective")
-_SNAPSHOT = re.compile(r"^snapshot-cycle(\d+)\.weights\.h5$")
 
 
 class AnytimeRecorder(keras.callbacks.Callback):
@@ -144,7 +140,8 @@ class AnytimeRecorder(keras.callbacks.Callback):
                         f"evaluate_kwargs={evaluate_kwargs!r}")
         self.evaluate_kwargs = dict(evaluate_kwargs or {})
         self.records = []
-        self._schedule, self._fields, self._writer = None, None, None
+        self._schedule, self._writer = None, None
+        self._files = RecordFiles(self.log_dir) if self.log_dir else None
         self._resumed, self._last_step = False, 0
 
     # Training hooks.
@@ -179,7 +176,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
         self._extend(step)
         self._next = sum(end <= step for end in self._ends)
         if self.log_dir is not None:
-            self.records = self._read_json()
+            self.records = self._files.read()
         kept = {row["step"]: row for row in self.records if row["step"] <= step}
         self.records = sorted(kept.values(), key=lambda row: row["step"])
         self._time_offset = max((row["wall_time"] for row in self.records), default=0.0)
@@ -187,12 +184,11 @@ class AnytimeRecorder(keras.callbacks.Callback):
         self._batches = self.steps_per_epoch or self.params.get("steps")
         self.on_train_end()  # a writer left open by a crashed run
         if self.log_dir is not None:
-            os.makedirs(self.log_dir, exist_ok=True)
-            self._rewrite_files()
+            self._files.rewrite(self.records)
             if self.tensorboard:
                 self._writer = _summary_writer(os.path.join(self.log_dir, "anytime"))
         if self.snapshot_dir is not None and self._next < len(self._ends):
-            for cycle, path in self._snapshots():  # from a rolled-back run
+            for cycle, path in list_snapshots(self.snapshot_dir):  # rolled back
                 if cycle >= self._cycles[self._next]:
                     os.remove(path)
 
@@ -261,7 +257,8 @@ class AnytimeRecorder(keras.callbacks.Callback):
                    **self._rates(end - 1), **metrics}
             self._record(row)
         if self.snapshot_dir is not None:
-            self._save_snapshot(self._cycles[crossed[-1]])
+            save_snapshot(self.model, self.snapshot_dir,
+                          self._cycles[crossed[-1]], self.keep_snapshots)
 
     def _epoch_of(self, step):
         return step * self._accumulation / self._batches if self._batches else None
@@ -299,12 +296,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
     def _record(self, row):
         self.records.append(row)
         if self.log_dir is not None:
-            if self._fields is None or not set(row) <= set(self._fields):
-                self._rewrite_files()
-            else:
-                with open(self._path("csv"), "a", newline="") as file:
-                    csv.DictWriter(file, self._fields).writerow(row)
-                self._write_json()
+            self._files.append(self.records)
         if self._writer is not None:
             with self._writer.as_default():
                 for name, value in row.items():
@@ -321,58 +313,14 @@ class AnytimeRecorder(keras.callbacks.Callback):
                   f"{row['step']}{epoch}{late}: lr {row['learning_rate']:.4g}, "
                   f"{metrics}")
 
-    # Files.
-
-    def _path(self, extension):
-        return os.path.join(self.log_dir, f"anytime.{extension}")
-
-    def _read_json(self):
-        if not os.path.exists(self._path("json")):
-            return []
-        with open(self._path("json")) as file:
-            return json.load(file)
-
-    def _write_json(self):
-        temporary = self._path("json.tmp")
-        with open(temporary, "w") as file:
-            json.dump(self.records, file, indent=1)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self._path("json"))
-
-    def _rewrite_files(self):
-        fields = list(FIELDS) if self.records else None
-        for row in self.records:
-            fields += [name for name in row if name not in fields]
-        self._fields = fields
-        with open(self._path("csv"), "w", newline="") as file:
-            if fields:
-                writer = csv.DictWriter(file, fields)
-                writer.writeheader()
-                writer.writerows(self.records)
-        self._write_json()
-
-    def _snapshots(self):
-        """`(cycle, path)` of the snapshots in `snapshot_dir`, by cycle."""
-        if not os.path.isdir(self.snapshot_dir):
-            return []
-        found = [(int(match.group(1)), os.path.join(self.snapshot_dir, name))
-                 for name in os.listdir(self.snapshot_dir)
-                 if (match := _SNAPSHOT.match(name))]
-        return sorted(found)
+    # Snapshots.
 
     @property
     def snapshot_paths(self):
         """Paths of the snapshots kept, oldest cycle first."""
-        return [path for _, path in self._snapshots()] if self.snapshot_dir else []
-
-    def _save_snapshot(self, cycle):
-        os.makedirs(self.snapshot_dir, exist_ok=True)
-        name = f"snapshot-cycle{cycle:03d}.weights.h5"
-        self.model.save_weights(os.path.join(self.snapshot_dir, name), overwrite=True)
-        if self.keep_snapshots is not None:
-            for path in self.snapshot_paths[:-self.keep_snapshots]:
-                os.remove(path)
+        if self.snapshot_dir is None:
+            return []
+        return [path for _, path in list_snapshots(self.snapshot_dir)]
 
     def plot(self, path=None, metric=None):
         """Draws the anytime curve as a PNG and returns its path.
@@ -383,78 +331,9 @@ class AnytimeRecorder(keras.callbacks.Callback):
         defaults to `val_accuracy` if recorded, else `val_loss`; `path` to
         `log_dir/anytime.png` (or `anytime.png`). Needs matplotlib.
         """
-        try:
-            from matplotlib.figure import Figure
-        except ImportError:
-            raise ImportError("AnytimeRecorder.plot needs matplotlib: "
-                              "`pip install matplotlib`.") from None
-        if not self.records:
-            raise ValueError("AnytimeRecorder.plot: nothing recorded yet; "
-                             "call it after `fit` reached a cycle end.")
-        if metric is None:
-            metric = "val_accuracy" if "val_accuracy" in self.records[0] else "val_loss"
-        if any(metric not in row for row in self.records):
-            names = sorted(name for name in self.records[0] if name.startswith("val_"))
-            raise ValueError(f"Argument `metric` must be one of the recorded "
-                             f"{names}. Received: metric={metric!r}")
         if path is None:
             path = os.path.join(self.log_dir or "", "anytime.png")
-        error = "accuracy" in metric
-        in_epochs = all(row["epoch"] is not None for row in self.records)
-        scale = self.records[-1]["epoch"] / self.records[-1]["step"] if in_epochs else 1.0
-        figure = Figure(figsize=(7, 4.5))
-        axes = figure.add_subplot()
-        x = [row["step"] * scale for row in self.records]
-        y = [1 - row[metric] if error else row[metric] for row in self.records]
-        for position in x:
-            axes.axvline(position, color="0.6", linestyle=":", linewidth=1)
-        axes.plot(x, y, "o-", color="C0")
-        axes.set_xlabel("epoch" if in_epochs else "step (weight updates)")
-        axes.set_ylabel(f"validation error (1 - {metric})" if error else metric)
-        if self._schedule is not None:
-            last = max(self._last_step, self.records[-1]["step"])
-            grid = np.unique(np.linspace(0, last, min(last + 1, 2000)).astype("int64"))
-            rates = ops.convert_to_numpy(self._schedule(grid))
-            twin = axes.twinx()
-            twin.plot(grid * scale, np.broadcast_to(rates, grid.shape),
-                      color="C1", alpha=0.6, linewidth=1)
-            twin.set_ylabel("learning rate", color="C1")
-            axes.set_zorder(twin.get_zorder() + 1)  # the curve above the rate
-            axes.patch.set_visible(False)
-        axes.set_title("Anytime performance at the end of each restart cycle")
-        figure.tight_layout()
-        figure.savefig(path, dpi=100)
-        return path
-
-
-def snapshot_ensemble_predict(model, snapshot_paths, x, batch_size=None):
-    """Averages `model.predict(x)` over weight snapshots (snapshot ensemble).
-
-    Loads each of `snapshot_paths` (e.g. `AnytimeRecorder.snapshot_paths`)
-    into `model`, predicts, and restores the model's own weights and
-    optimizer state afterwards (`load_weights` overwrites both).
-    The outputs are averaged as the model returns them: give it a softmax
-    output to average probabilities (Huang et al. 2017).
-    """
-    snapshot_paths = list(snapshot_paths)
-    if not snapshot_paths:
-        raise ValueError("Argument `snapshot_paths` must name at least one "
-                         "weights file. Received: snapshot_paths=[]")
-    # `.weights.h5` files hold the optimizer state too: keep both.
-    variables = list(model.variables)
-    if model.optimizer is not None and model.optimizer.built:
-        variables += list(model.optimizer.variables)
-    original = [variable.numpy() for variable in variables]
-    predictions = []
-    try:
-        for path in snapshot_paths:
-            model.load_weights(path)
-            predictions.append(model.predict(x, batch_size=batch_size, verbose=0))
-    finally:
-        for variable, value in zip(variables, original):
-            variable.assign(value)
-    return keras.tree.map_structure(
-        lambda *outputs: np.mean(np.stack(outputs), axis=0), *predictions)
+        return plot_anytime(self.records, self._schedule, self._last_step, path, metric)
 
 
 def _schedule_of(optimizer):

@@ -11,8 +11,8 @@ import pytest
 
 import keras_adamwr
 from keras_adamwr import AnytimeRecorder
-from keras_adamwr.callbacks import FIELDS
-from keras_adamwr.callbacks import snapshot_ensemble_predict
+from keras_adamwr._anytime_files import FIELDS
+from keras_adamwr import snapshot_ensemble_predict
 
 BATCH = 16
 
