@@ -8,6 +8,9 @@ from keras_adamwr._decay import normalized_weight_decay
 from keras_adamwr.adamw import AdamW
 from keras_adamwr.adamw import AdamWR
 from keras_adamwr.callbacks import AnytimeRecorder
+from keras_adamwr.saving import build_optimizer
+from keras_adamwr.saving import export_training_state
+from keras_adamwr.saving import restore_training_state
 from keras_adamwr.schedules import CosineWarmRestarts
 from keras_adamwr.sgdw import SGDW
 from keras_adamwr.sgdw import SGDWR
@@ -23,5 +26,8 @@ __all__ = [
     "SGDWR",
     "normalized_weight_decay",
     "snapshot_ensemble_predict",
+    "build_optimizer",
+    "export_training_state",
+    "restore_training_state",
     "__version__",
 ]

@@ -10,6 +10,7 @@ import math
 import re
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_adamwr._checks import check_choice
@@ -91,6 +92,7 @@ class _Scratch:
 
     def __init__(self):
         self.entries = {}
+        self.pending_state = None  # values loaded before `build`
 
 
 class DecoupledWeightDecay(keras.optimizers.Optimizer):
@@ -208,6 +210,69 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
             if self._use_weight_decay(variable)
             and not any(re.search(p, variable.path) for p in patterns)
         )
+
+    def load_own_variables(self, store):
+        """Restores what `save_own_variables` wrote, or raises; never skips.
+
+        Keras' version only warns and keeps the fresh state when the number
+        of variables differs. A built optimizer checks count and shapes and
+        raises `ValueError` on a mismatch (a file saved with another
+        `amsgrad`, `momentum`, a float vs a schedule learning rate, or for
+        other variables). An optimizer not built yet keeps the values and
+        assigns them when `build` creates its variables, as
+        `tf.train.Checkpoint` does, so `load_weights` right after `compile`
+        loses nothing.
+        """
+        values = [np.asarray(store[str(index)]) for index in range(len(store.keys()))]
+        if self.built:
+            self._assign_state(values)
+        else:
+            self._scratch.pending_state = values
+
+    def _restore_pending_state(self):
+        """Called at the end of every subclass `build`."""
+        values, self._scratch.pending_state = self._scratch.pending_state, None
+        if values is None:
+            return
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            # TF's `fit` builds the optimizer while tracing the train step:
+            # assign once, eagerly, not as an op of every step.
+            with tf.init_scope():
+                self._assign_state(values, deferred=True)
+        else:
+            self._assign_state(values, deferred=True)
+
+    def _assign_state(self, values, deferred=False):
+        variables = self.variables
+        if len(values) != len(variables):
+            when = (
+                " (loaded by `load_weights` before the optimizer was built; "
+                "to load the model weights only, call "
+                "`model.optimizer.build(model.trainable_variables)` first)"
+                if deferred else ""
+            )
+            raise ValueError(
+                f"Optimizer {self.name!r} ({type(self).__name__}) has "
+                f"{len(variables)} variables but the saved state has "
+                f"{len(values)}{when}: it was saved by an optimizer with "
+                "other settings (`amsgrad`, `momentum`, a float or a "
+                "schedule learning rate) or for other model variables. "
+                "Compile with the optimizer that wrote the file, or pass "
+                "`skip_mismatch=True` to `load_weights` to load the model "
+                "weights only."
+            )
+        for variable, value in zip(variables, values):
+            if value.shape != tuple(variable.shape):
+                raise ValueError(
+                    f"Optimizer {self.name!r}: variable {variable.path} has "
+                    f"shape {tuple(variable.shape)} but the saved state has "
+                    f"shape {value.shape} at that position: the file was "
+                    "saved for other model variables."
+                )
+        for variable, value in zip(variables, values):
+            variable.assign(value)
 
     def uses_weight_decay(self, variable):
         """Whether `variable` (one the optimizer was built with) is decayed."""

@@ -133,6 +133,7 @@ class AdamW(DecoupledWeightDecay):
             self._velocity_hats = self.add_optimizer_variables(
                 var_list, "velocity_hat"
             )
+        self._restore_pending_state()
 
     def _update_scalars(self, learning_rate, step, dtype):
         # alpha * m_hat / (sqrt(v_hat) + eps)

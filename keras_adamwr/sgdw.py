@@ -94,6 +94,7 @@ class SGDW(DecoupledWeightDecay):
         self.momentums = []
         if self.momentum != 0:
             self.momentums = self.add_optimizer_variables(var_list, "momentum")
+        self._restore_pending_state()
 
     def _update_scalars(self, learning_rate, step, dtype):
         return {"learning_rate": learning_rate}

@@ -1,0 +1,77 @@
+"""Saving and resuming with the optimizer state: the steps Keras leaves out.
+
+* `build_optimizer(model)`: creates the optimizer's variables, e.g. before
+  `Model.load_weights` of a weights file (the optimizers also keep state
+  loaded into an unbuilt optimizer until `build`, and raise on a file of
+  another configuration instead of skipping it, as Keras does).
+* `export_training_state` / `restore_training_state`: a TensorFlow
+  SavedModel that carries the optimizer state beside a serving signature,
+  and its restore into fresh Python objects (TensorFlow backend).
+"""
+
+import os
+
+
+def build_optimizer(model):
+    """Creates the optimizer's variables, so that `load_weights` can fill them.
+
+    Keras' `Model.load_weights` restores optimizer state only into a built
+    optimizer: into a freshly compiled one it warns ("Skipping variable
+    loading for optimizer") and keeps step 0 and zero slots.
+    """
+    model.optimizer.build(model.trainable_variables)
+    return model.optimizer
+
+
+def export_training_state(model, path):
+    """Writes a SavedModel with a serving signature and the training state.
+
+    `serving_default(inputs)` returns `model(inputs, training=False)`; the
+    attributes `model_variables` and `optimizer_variables` hold every
+    variable of `model.variables` and `model.optimizer.variables`, in order.
+    """
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.model_variables = list(model.variables)
+    module.optimizer_variables = list(model.optimizer.variables)
+    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype)
+    module.serve = tf.function(lambda inputs: model(inputs, training=False),
+                               input_signature=[spec])
+    tf.saved_model.save(module, os.fspath(path),
+                        signatures={"serving_default": module.serve})
+
+
+def restore_training_state(path, model):
+    """Copies the state of `export_training_state` into a compiled `model`.
+
+    Builds the optimizer, checks that counts, shapes and dtypes match
+    (raising `ValueError` before assigning anything) and returns the loaded
+    SavedModel, whose `signatures["serving_default"]` still serves.
+    """
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(os.fspath(path))
+    build_optimizer(model)
+    pairs = []
+    for kind, saved, current in (
+            ("model", loaded.model_variables, model.variables),
+            ("optimizer", loaded.optimizer_variables, model.optimizer.variables)):
+        if len(saved) != len(current):
+            raise ValueError(
+                f"The SavedModel at {path} holds {len(saved)} {kind} variables, "
+                f"but the {kind} to restore has {len(current)}: it was saved with "
+                "another configuration (e.g. `amsgrad`, `momentum`, a float or "
+                "schedule learning rate, or another architecture).")
+        for source, target in zip(saved, current):
+            if (tuple(source.shape) != tuple(target.shape)
+                    or source.dtype != tf.as_dtype(target.dtype)):
+                raise ValueError(
+                    f"The SavedModel at {path} holds {kind} variable {source.name} "
+                    f"with shape {tuple(source.shape)} and dtype {source.dtype.name}, "
+                    f"which cannot be restored into {target.path} with shape "
+                    f"{tuple(target.shape)} and dtype {target.dtype}.")
+        pairs += zip(saved, current)
+    for source, target in pairs:
+        target.assign(source.numpy())
+    return loaded
