@@ -193,3 +193,16 @@ def test_excluded_variables_are_not_decayed():
     np.testing.assert_allclose(gamma.numpy(), undecayed[-1], rtol=1e-12)
     assert [optimizer.uses_weight_decay(v) for v in (kernel, bias, gamma)] == [
         True, False, False]
+
+
+def test_normalized_decay_exact_near_the_int32_limit():
+    schedule = keras_adamwr.CosineWarmRestarts(2.0**-7, 3, t_mul=1.5)
+    optimizer = keras_adamwr.AdamW(schedule, normalized_weight_decay=0.05)
+    for step in [2**31 - 2, 2**31 - 1]:
+        index, fraction = reference.cycle_reference(step, 3, 1.5)
+        length = float(3 * 1.5**index)
+        expected = 0.05 / np.sqrt(length) * 0.5 * (1 + np.cos(np.pi * fraction))
+        actual = float(optimizer.decay_coefficient(step=tf.constant(step, "int64")))
+        assert actual == pytest.approx(expected, rel=1e-5)
+        assert float(optimizer.weight_decay_at(tf.constant(step, "int64"))) == pytest.approx(
+            0.05 / np.sqrt(length), rel=1e-6)
