@@ -80,6 +80,14 @@ def restart_config(config, schedule):
     return config
 
 
+def compute_dtype(variable):
+    """The dtype an update of `variable` is computed in: float32 for
+    float16/bfloat16 variables (their own precision loses small decays and
+    underflows epsilon), else the variable's."""
+    dtype = keras.backend.standardize_dtype(variable.dtype)
+    return "float32" if dtype in ("float16", "bfloat16") else dtype
+
+
 def _to_dtype(value, dtype):
     """Casts a tensor; converts a Python number directly (no float32 hop)."""
     if isinstance(value, (int, float)):
@@ -334,7 +342,7 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         return super().apply(grads, trainable_variables)
 
     def _step_scalars(self, learning_rate, dtype):
-        """Scalars of this step, computed once per step and dtype.
+        """Scalars of this step in compute `dtype`, once per step and dtype.
 
         `apply` empties the cache; within one step every variable receives
         the same `learning_rate` tensor, so its identity keys the cache.
@@ -343,12 +351,10 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         hit = self._scratch.entries.get(key)
         if hit is not None and hit[0] is learning_rate:
             return hit[1]
-        compute_dtype = "float64" if dtype == "float64" else "float32"
         step = self.iterations
-        rate = _to_dtype(learning_rate, compute_dtype)
-        scalars = self._update_scalars(rate, step, compute_dtype)
-        scalars["keep"] = 1 - self.decay_coefficient(learning_rate, step, compute_dtype)
-        scalars = {name: ops.cast(value, dtype) for name, value in scalars.items()}
+        scalars = self._update_scalars(_to_dtype(learning_rate, dtype), step, dtype)
+        scalars["decay"] = self.decay_coefficient(learning_rate, step, dtype)
+        scalars["keep"] = 1 - scalars["decay"]
         self._scratch.entries[key] = (learning_rate, scalars)
         return scalars
 
@@ -356,11 +362,22 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         """Subclass hook: the per-step scalars of the update rule."""
         raise NotImplementedError
 
-    def _decay(self, variable, scalars, index):
-        """`theta_{t-1}` times the keep factor, or as is when excluded."""
-        if index in self._decayed_indices:
-            return variable * scalars["keep"]
-        return variable
+    def _update_variable(self, variable, step, scalars, index, dtype):
+        """`theta <- theta - c_t * theta - step`, fused, from `theta_{t-1}`.
+
+        float16/bfloat16 variables are updated in float32 with the decay
+        added to the step and rounded once: `1 - c_t` itself is not
+        representable in them for small `c_t`.
+        """
+        if index not in self._decayed_indices:
+            theta = ops.cast(variable, dtype)
+            self.assign(variable, ops.cast(theta - step, variable.dtype))
+        elif keras.backend.standardize_dtype(variable.dtype) == dtype:
+            self.assign(variable, variable * scalars["keep"] - step)
+        else:
+            theta = ops.cast(variable, dtype)
+            new = theta - (scalars["decay"] * theta + step)
+            self.assign(variable, ops.cast(new, variable.dtype))
 
     def get_config(self):
         config = super().get_config()

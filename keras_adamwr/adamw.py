@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_adamwr._checks import check_number
 from keras_adamwr._decay import DecoupledWeightDecay
+from keras_adamwr._decay import compute_dtype
 from keras_adamwr._decay import restart_arguments
 from keras_adamwr._decay import restart_config
 
@@ -147,22 +148,22 @@ class AdamW(DecoupledWeightDecay):
         }
 
     def update_step(self, gradient, variable, learning_rate):
-        dtype = keras.backend.standardize_dtype(variable.dtype)
+        dtype = compute_dtype(variable)
         scalars = self._step_scalars(learning_rate, dtype)
         index = self._get_variable_index(variable)
         gradient = ops.cast(gradient, dtype)
         m = self._momentums[index]
         v = self._velocities[index]
-        new_m = self.beta_1 * m + (1 - self.beta_1) * gradient
-        new_v = self.beta_2 * v + (1 - self.beta_2) * ops.square(gradient)
-        self.assign(m, new_m)
-        self.assign(v, new_v)
+        new_m = self.beta_1 * ops.cast(m, dtype) + (1 - self.beta_1) * gradient
+        new_v = self.beta_2 * ops.cast(v, dtype) + (1 - self.beta_2) * ops.square(gradient)
+        self.assign(m, ops.cast(new_m, m.dtype))
+        self.assign(v, ops.cast(new_v, v.dtype))
         if self.amsgrad:
             v_hat = self._velocity_hats[index]
-            new_v = ops.maximum(v_hat, new_v)
-            self.assign(v_hat, new_v)
+            new_v = ops.maximum(ops.cast(v_hat, dtype), new_v)
+            self.assign(v_hat, ops.cast(new_v, v_hat.dtype))
         step = scalars["step_size"] * new_m / (ops.sqrt(new_v) + scalars["epsilon"])
-        self.assign(variable, self._decay(variable, scalars, index) - step)
+        self._update_variable(variable, step, scalars, index, dtype)
 
     def get_config(self):
         config = super().get_config()

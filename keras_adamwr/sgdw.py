@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_adamwr._checks import check_number
 from keras_adamwr._decay import DecoupledWeightDecay
+from keras_adamwr._decay import compute_dtype
 from keras_adamwr._decay import restart_arguments
 from keras_adamwr._decay import restart_config
 
@@ -100,16 +101,16 @@ class SGDW(DecoupledWeightDecay):
         return {"learning_rate": learning_rate}
 
     def update_step(self, gradient, variable, learning_rate):
-        dtype = keras.backend.standardize_dtype(variable.dtype)
+        dtype = compute_dtype(variable)
         scalars = self._step_scalars(learning_rate, dtype)
         index = self._get_variable_index(variable)
         step = scalars["learning_rate"] * ops.cast(gradient, dtype)
         if self.momentum != 0:
             m = self.momentums[index]
-            new_m = self.momentum * m + step
-            self.assign(m, new_m)
+            new_m = self.momentum * ops.cast(m, dtype) + step
+            self.assign(m, ops.cast(new_m, m.dtype))
             step = self.momentum * new_m + step if self.nesterov else new_m
-        self.assign(variable, self._decay(variable, scalars, index) - step)
+        self._update_variable(variable, step, scalars, index, dtype)
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,323 @@
+"""Mixed precision, float16/bfloat16 variables and non-finite gradients.
+
+What each test pins is explained for users in docs/distribution.md:
+float16/bfloat16 variables are updated in float32 and rounded once, so a
+small decay is not rounded away and AdamW's epsilon does not underflow.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_adamwr
+from keras_adamwr._decay import DecoupledWeightDecay
+from tests import reference
+
+# Half the spacing of floats just below 1: `1 - c` rounds to 1 for c below it.
+HALF_SPACING_BELOW_ONE = {"float16": 2.0**-12, "bfloat16": 2.0**-9}
+
+
+def _data(n=128):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 6)).astype("float32")
+    y = (x[:, :3].sum(axis=1) > 0).astype("int32")
+    return x, y
+
+
+def _model():
+    keras.utils.set_random_seed(1)
+    return keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(8, activation="tanh"),
+        keras.layers.Dense(2),
+    ])
+
+
+def _compile(model, optimizer):
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+def _inner(optimizer):
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.inner_optimizer
+    return optimizer
+
+
+def _numpy(variables):
+    return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
+def _skipped_steps(optimizer):
+    """Skipped steps so far: each one halves the loss scale (no growth here)."""
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return 0
+    return round(np.log2(optimizer.initial_scale / float(optimizer.dynamic_scale)))
+
+
+MIXED_OPTIMIZERS = {
+    "adamw": lambda: keras_adamwr.AdamW(3e-3, weight_decay=1e-2, amsgrad=True),
+    "sgdwr": lambda: keras_adamwr.SGDWR(
+        0.05, first_cycle_steps=3, exclude_from_weight_decay=["bias"]),
+}
+
+
+# Mixed precision: float16/bfloat16 compute, float32 variables.
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("name", sorted(MIXED_OPTIMIZERS))
+def test_mixed_precision_trains_with_float32_state(policy, name):
+    keras.config.set_dtype_policy(policy)
+    model = _model()
+    _compile(model, MIXED_OPTIMIZERS[name]())
+    x, y = _data()
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+    # Keras wraps the optimizer for float16 only (bfloat16 has float32's range).
+    wrapped = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert wrapped == (policy == "mixed_float16")
+    inner = _inner(model.optimizer)
+    assert isinstance(inner, DecoupledWeightDecay)
+    assert model.layers[0].compute_dtype == policy.split("_")[1]
+    assert {v.dtype for v in model.trainable_variables} == {"float32"}
+    slots = [v for v in inner.variables if "int" not in v.dtype]  # all but the counter
+    assert len(slots) >= len(model.trainable_variables)
+    assert {v.dtype for v in slots} == {"float32"}
+    assert np.isfinite(history.history["loss"]).all()
+    for value in _numpy(model.trainable_variables) + _numpy(slots):
+        assert np.isfinite(value).all()
+    assert int(inner.iterations) + _skipped_steps(model.optimizer) == 16
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_decay_acts_on_float32_variables(policy):
+    # c_t = 1e-4: `1 - c_t` is 1 in float16 and bfloat16, but the variables
+    # are float32, so every step shrinks the kernels by exactly (1 - 1e-4).
+    # The rate is negligible: the gradient moves a kernel by <= 1e-8 in all.
+    keras.config.set_dtype_policy(policy)
+    model = _model()
+    _compile(model, keras_adamwr.SGDW(1e-9, weight_decay=1e-4, momentum=0.0))
+    kernels = [v for v in model.trainable_variables if "kernel" in v.path]
+    before = _numpy(kernels)
+    x, y = _data()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    steps = int(_inner(model.optimizer).iterations)
+    assert steps + _skipped_steps(model.optimizer) == 8 and steps >= 6
+    for after, start in zip(_numpy(kernels), before):
+        assert after.dtype == np.float32
+        np.testing.assert_allclose(after, start * (1 - 1e-4) ** steps, rtol=2e-7, atol=2e-8)
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgdw"])
+def test_loss_scale_optimizer_update_matches_float32_reference(name):
+    schedule = keras_adamwr.CosineWarmRestarts(2.0**-7, 7, warmup_steps=2)
+    steps = 30
+    etas = [float(schedule.multiplier_tensor(t)) for t in range(steps)]
+    if name == "adamw":
+        inner = keras_adamwr.AdamW(schedule, weight_decay=0.02)
+        algorithm = reference.adamw_reference
+    else:
+        inner = keras_adamwr.SGDW(schedule, weight_decay=0.02, momentum=0.9)
+        algorithm = reference.sgdw_reference
+    optimizer = keras.optimizers.LossScaleOptimizer(inner, initial_scale=2.0**12)
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(4, 3)).astype("float32")
+    grads = [rng.normal(size=(4, 3)).astype("float32") for _ in range(steps)]
+    variable = keras.Variable(theta)
+    optimizer.build([variable])
+    actual = []
+    for gradient in grads:
+        # What a scaled loss gives: gradients times the current scale.
+        optimizer.apply([gradient * float(optimizer.dynamic_scale)], [variable])
+        actual.append(keras.ops.convert_to_numpy(variable))
+    expected = algorithm(theta, grads, etas, [0.02] * steps, 2.0**-7)
+    assert variable.dtype == "float32" and int(inner.iterations) == steps
+    for step, (a, e) in enumerate(zip(actual, expected)):
+        np.testing.assert_allclose(a, e, rtol=2e-5, atol=2e-5, err_msg=f"step {step + 1}")
+
+
+def test_skipped_mixed_float16_steps_leave_weights_slots_and_schedule_alone():
+    # A loss scale of 2**30 overflows float16 gradients: Keras skips steps,
+    # halving the scale each time, until the gradients are finite.
+    keras.config.set_dtype_policy("mixed_float16")
+    model = _model()
+    inner = keras_adamwr.AdamWR(3e-3, first_cycle_steps=4, exclude_from_weight_decay=["bias"])
+    optimizer = keras.optimizers.LossScaleOptimizer(inner, initial_scale=2.0**30)
+    _compile(model, optimizer)
+
+    states = []
+
+    class Record(keras.callbacks.Callback):
+        def _record(self):
+            states.append(dict(
+                scale=float(optimizer.dynamic_scale) if optimizer.built else 2.0**30,
+                iterations=int(inner.iterations),
+                weights=_numpy(model.trainable_variables),
+                slots=_numpy(inner.variables) if inner.built else None,
+                learning_rate=float(inner.learning_rate),
+            ))
+
+        def on_train_begin(self, logs=None):
+            self._record()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._record()
+
+    x, y = _data()
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, callbacks=[Record()])
+    skipped = 0
+    for before, after in zip(states, states[1:]):
+        if after["scale"] < before["scale"]:  # skipped
+            skipped += 1
+            assert after["scale"] == before["scale"] / 2
+            assert after["iterations"] == before["iterations"]
+            for a, b in zip(after["weights"], before["weights"]):
+                np.testing.assert_array_equal(a, b)
+            if before["slots"] is not None:
+                for a, b in zip(after["slots"], before["slots"]):
+                    np.testing.assert_array_equal(a, b)
+        else:
+            assert after["iterations"] == before["iterations"] + 1
+            assert not np.array_equal(after["weights"][0], before["weights"][0])
+        # The schedule (and so eta_t, lambda_t and the restarts) follows the
+        # weight updates, not the batches.
+        np.testing.assert_allclose(
+            after["learning_rate"], float(inner.schedule(after["iterations"])), rtol=1e-6)
+    assert 5 <= skipped <= 20, skipped
+    assert int(inner.iterations) == 24 - skipped
+    # Counting batches instead would have put the run in a later cycle.
+    assert inner.schedule.cycle_index(24 - skipped) < inner.schedule.cycle_index(24)
+
+
+# Non-finite gradients.
+
+NONFINITE_OPTIMIZERS = {
+    "adamw": lambda: keras_adamwr.AdamW(1e-2, weight_decay=0.05),
+    "adamw_amsgrad": lambda: keras_adamwr.AdamW(1e-2, weight_decay=0.05, amsgrad=True),
+    "sgdw_nesterov": lambda: keras_adamwr.SGDW(
+        keras_adamwr.CosineWarmRestarts(1e-2, 3), nesterov=True, weight_decay=0.05),
+}
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", sorted(NONFINITE_OPTIMIZERS))
+def test_loss_scale_optimizer_skips_nonfinite_gradient(name, bad):
+    inner = NONFINITE_OPTIMIZERS[name]()
+    optimizer = keras.optimizers.LossScaleOptimizer(inner, initial_scale=16.0)
+    rng = np.random.default_rng(0)
+    variable = keras.Variable(rng.normal(size=(4, 3)).astype("float32"))
+    optimizer.build([variable])
+    for _ in range(3):
+        optimizer.apply([16.0 * rng.normal(size=(4, 3)).astype("float32")], [variable])
+    before = _numpy([variable] + list(inner.variables))
+    gradient = rng.normal(size=(4, 3)).astype("float32")
+    gradient[1, 2] = bad
+    optimizer.apply([gradient], [variable])
+    after = _numpy([variable] + list(inner.variables))
+    for a, b in zip(after, before):  # weights, m, v, v_hat, iterations
+        np.testing.assert_array_equal(a, b)
+    assert int(inner.iterations) == 3
+    assert float(optimizer.dynamic_scale) == 8.0
+    optimizer.apply([8.0 * rng.normal(size=(4, 3)).astype("float32")], [variable])
+    assert int(inner.iterations) == 4
+    assert np.isfinite(keras.ops.convert_to_numpy(variable)).all()
+
+
+@pytest.mark.parametrize("ours,theirs", [
+    (lambda: keras_adamwr.AdamW(1e-2, weight_decay=0.05), lambda: keras.optimizers.Adam(1e-2)),
+    (lambda: keras_adamwr.SGDW(1e-2, weight_decay=0.05), lambda: keras.optimizers.SGD(1e-2, 0.9)),
+], ids=["adamw", "sgdw"])
+def test_nonfinite_gradient_without_loss_scaling_propagates_like_keras(ours, theirs):
+    # Documented: no check, as in Keras. The non-finite entries poison their
+    # own weights and slots for good; the other entries train on.
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(4, 3)).astype("float32")
+    grads = [rng.normal(size=(4, 3)).astype("float32") for _ in range(4)]
+    grads[2][0, 0], grads[2][1, 1] = np.nan, np.inf
+    results = {}
+    for label, make in (("ours", ours), ("keras", theirs)):
+        optimizer, variable = make(), keras.Variable(theta)
+        for gradient in grads:
+            optimizer.apply([gradient], [variable])
+        value = keras.ops.convert_to_numpy(variable)
+        slot = keras.ops.convert_to_numpy(  # first moment / momentum buffer
+            [v for v in optimizer.variables if v.path.endswith("_momentum")][0])
+        results[label] = value, slot
+        assert int(optimizer.iterations) == 4
+    (value, slot), (keras_value, _) = results["ours"], results["keras"]
+    poisoned = np.zeros((4, 3), bool)
+    poisoned[0, 0] = poisoned[1, 1] = True
+    np.testing.assert_array_equal(~np.isfinite(value), poisoned)
+    np.testing.assert_array_equal(~np.isfinite(slot), poisoned)
+    np.testing.assert_array_equal(np.isfinite(value), np.isfinite(keras_value))
+
+
+# float16 / bfloat16 variables (no float32 copy).
+
+def _low_precision_theta(dtype, size=2000, scale=0.5):
+    theta = np.random.default_rng(0).normal(0, scale, size)
+    return keras.ops.convert_to_numpy(keras.ops.cast(theta, dtype)).astype("float64")
+
+
+def _run_low_precision(optimizer, theta, grads, dtype):
+    variable = keras.Variable(theta, dtype=dtype)
+    for gradient in grads:
+        optimizer.apply([keras.ops.cast(gradient, dtype)], [variable])
+    return keras.ops.convert_to_numpy(keras.ops.cast(variable, "float64"))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_low_precision_decay_without_gradient_is_lost_below_half_spacing(dtype):
+    # Documented: with zero gradients only the decay acts. Below half the
+    # spacing of floats under 1, theta * (1 - c_t) rounds back to theta in
+    # any rounding-to-nearest implementation: the decay is lost.
+    threshold = HALF_SPACING_BELOW_ONE[dtype]
+    theta = _low_precision_theta(dtype)
+    zeros = [np.zeros_like(theta)] * 20
+    for factor in (0.25, 0.8):
+        optimizer = keras_adamwr.SGDW(0.1, weight_decay=factor * threshold, momentum=0.0)
+        np.testing.assert_array_equal(_run_low_precision(optimizer, theta, zeros, dtype), theta)
+    # At 4x the threshold (1 - c_t exact) the weights shrink as they should.
+    c = 4 * threshold
+    optimizer = keras_adamwr.SGDW(0.1, weight_decay=c, momentum=0.0)
+    shrink = 1 - _run_low_precision(optimizer, theta, zeros, dtype) / theta
+    # (Each step rounds by up to half a spacing, as large as the decay itself.)
+    np.testing.assert_allclose(np.mean(shrink), 1 - (1 - c) ** 20, rtol=0.15)
+
+
+def _decay_kept(dtype, c, steps=150):
+    """Share of the float64 reference's decay that survives in `dtype`.
+
+    SGDW with and without decay on the same gradients; the float64 gap
+    between the two runs is the decay's effect, and the low-precision gap
+    is projected onto it: 1 means all of it, 0 none.
+    """
+    theta = _low_precision_theta(dtype)
+    rng = np.random.default_rng(1)
+    grads = [rng.normal(size=theta.shape) for _ in range(steps)]
+    runs = {}
+    for weight_decay in (0.0, c):
+        optimizer = keras_adamwr.SGDW(1e-3, momentum=0.9, weight_decay=weight_decay)
+        runs[weight_decay] = _run_low_precision(optimizer, theta, grads, dtype)
+    exact = {wd: reference.sgdw_reference(theta, grads, [1.0] * steps, [wd] * steps,
+                                          1e-3, momentum=0.9)[-1]
+             for wd in runs}
+    gap, exact_gap = runs[0.0] - runs[c], exact[0.0] - exact[c]
+    return float(np.sum(gap * exact_gap) / np.sum(exact_gap**2))
+
+
+@pytest.mark.parametrize("c", [1e-4, 3e-4])
+@pytest.mark.parametrize("dtype,lowest", [("float16", 0.9), ("bfloat16", 0.7)])
+def test_low_precision_decay_survives_next_to_gradient_steps(dtype, lowest, c):
+    # Rounding 1 - c_t to the variable's dtype first would lose c_t = 1e-4
+    # (share 0) and turn 3e-4 into 2**-11 in float16 (share 1.6).
+    assert lowest <= _decay_kept(dtype, c) <= 1.1
+
+
+def test_float16_adamw_zero_gradient_leaves_weight_finite():
+    variable = keras.Variable(np.array([0.5, -0.25, 1.0]), dtype="float16")
+    optimizer = keras_adamwr.AdamW(1e-3, weight_decay=0.0)
+    for _ in range(3):
+        optimizer.apply([np.array([0.0, 1e-2, 1.0], "float16")], [variable])
+    value = keras.ops.convert_to_numpy(variable)
+    assert np.isfinite(value).all(), value
+    assert value[0] == 0.5
