@@ -354,7 +354,6 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         step = self.iterations
         scalars = self._update_scalars(_to_dtype(learning_rate, dtype), step, dtype)
         scalars["decay"] = self.decay_coefficient(learning_rate, step, dtype)
-        scalars["keep"] = 1 - scalars["decay"]
         self._scratch.entries[key] = (learning_rate, scalars)
         return scalars
 
@@ -363,21 +362,22 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         raise NotImplementedError
 
     def _update_variable(self, variable, step, scalars, index, dtype):
-        """`theta <- theta - c_t * theta - step`, fused, from `theta_{t-1}`.
+        """`theta <- theta - (step + c_t * theta)`, fused, from `theta_{t-1}`.
 
-        float16/bfloat16 variables are updated in float32 with the decay
-        added to the step and rounded once: `1 - c_t` itself is not
-        representable in them for small `c_t`.
+        One in-place subtraction. float16/bfloat16 variables are updated in
+        float32 and rounded once: `1 - c_t` itself is not representable in
+        them for small `c_t`, but `c_t * theta` next to the step is.
         """
-        if index not in self._decayed_indices:
-            theta = ops.cast(variable, dtype)
-            self.assign(variable, ops.cast(theta - step, variable.dtype))
-        elif keras.backend.standardize_dtype(variable.dtype) == dtype:
-            self.assign(variable, variable * scalars["keep"] - step)
+        decayed = index in self._decayed_indices
+        if keras.backend.standardize_dtype(variable.dtype) == dtype:
+            if decayed:
+                step = step + scalars["decay"] * variable
+            self.assign_sub(variable, step)
         else:
             theta = ops.cast(variable, dtype)
-            new = theta - (scalars["decay"] * theta + step)
-            self.assign(variable, ops.cast(new, variable.dtype))
+            if decayed:
+                step = step + scalars["decay"] * theta
+            self.assign(variable, ops.cast(theta - step, variable.dtype))
 
     def get_config(self):
         config = super().get_config()

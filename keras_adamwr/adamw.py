@@ -154,15 +154,18 @@ class AdamW(DecoupledWeightDecay):
         gradient = ops.cast(gradient, dtype)
         m = self._momentums[index]
         v = self._velocities[index]
-        new_m = self.beta_1 * ops.cast(m, dtype) + (1 - self.beta_1) * gradient
-        new_v = self.beta_2 * ops.cast(v, dtype) + (1 - self.beta_2) * ops.square(gradient)
-        self.assign(m, ops.cast(new_m, m.dtype))
-        self.assign(v, ops.cast(new_v, v.dtype))
+        # In place, as Keras' Adam: m += (g - m)(1 - beta_1) is
+        # beta_1 m + (1 - beta_1) g with fewer full-tensor passes.
+        m_increment = (gradient - ops.cast(m, dtype)) * (1 - self.beta_1)
+        v_increment = (ops.square(gradient) - ops.cast(v, dtype)) * (1 - self.beta_2)
+        self.assign_add(m, ops.cast(m_increment, m.dtype))
+        self.assign_add(v, ops.cast(v_increment, v.dtype))
         if self.amsgrad:
             v_hat = self._velocity_hats[index]
-            new_v = ops.maximum(ops.cast(v_hat, dtype), new_v)
-            self.assign(v_hat, ops.cast(new_v, v_hat.dtype))
-        step = scalars["step_size"] * new_m / (ops.sqrt(new_v) + scalars["epsilon"])
+            self.assign(v_hat, ops.maximum(v_hat, v))
+            v = v_hat
+        m, v = ops.cast(m, dtype), ops.cast(v, dtype)
+        step = scalars["step_size"] * m / (ops.sqrt(v) + scalars["epsilon"])
         self._update_variable(variable, step, scalars, index, dtype)
 
     def get_config(self):
