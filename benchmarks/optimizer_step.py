@@ -258,7 +258,8 @@ def op_profile(names, small=10, large=20):
             "ops_per_variable": per_variable,
             "fixed_ops": ops_small - small * per_variable,
             "tensor_kernels_per_variable": sum(kernels.values()),
-            "tensor_kernels_by_type": {k.split(":", 1)[1]: v for k, v in sorted(kernels.items()) if v},
+            "tensor_kernels_by_type": {
+                k.split(":", 1)[1]: v for k, v in sorted(kernels.items()) if v},
             "host_ops": host,
             "param_bytes": param_bytes,
             "state_bytes": state_bytes,
