@@ -370,10 +370,12 @@ def test_tensorboard_scalars(tmp_path):
     values = {}
     for event in tf.compat.v1.train.summary_iterator(events[0]):
         for value in event.summary.value:
-            values[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
-    row = recorder.records[0]
-    assert values["val_loss"] == (4, pytest.approx(row["val_loss"]))
-    assert values["eta"] == (4, pytest.approx(row["eta"]))
+            values[value.tag, event.step] = float(tf.make_ndarray(value.tensor))
+    assert sorted({step for _, step in values}) == [4, 12]
+    for row in recorder.records:
+        assert values["val_loss", row["step"]] == pytest.approx(row["val_loss"])
+        assert values["eta", row["step"]] == pytest.approx(row["eta"])
+        assert values["learning_rate", row["step"]] == pytest.approx(row["learning_rate"])
 
 
 def test_no_restart_schedule_raises():
