@@ -96,7 +96,8 @@ def _to_dtype(value, dtype):
 
 
 class _Scratch:
-    """Per-step scalars. A plain object, so Keras/TF do not track it."""
+    """Per-step scalars and state loaded before `build`. A plain object, so
+    Keras/TF do not track it."""
 
     def __init__(self):
         self.entries = {}
@@ -208,10 +209,8 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         """Resolves the decay mask once: pattern exclusions and Keras'."""
         super().build(var_list)
         patterns = self.exclude_from_weight_decay_patterns
-        if self.normalized_weight_decay is None and self.weight_decay == 0:
+        if (self.normalized_weight_decay or self.weight_decay or 0) == 0:
             return  # no decay at all: skip the multiply
-        if self.normalized_weight_decay == 0:
-            return
         self._decayed_indices = frozenset(
             index
             for index, variable in enumerate(var_list)
