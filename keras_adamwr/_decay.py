@@ -13,6 +13,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_adamwr._compiled import compiled_update_step
+from keras_adamwr._compiled import dense_gradients
+from keras_adamwr._compiled import use_compiled_update
 from keras_adamwr._checks import check_choice
 from keras_adamwr._checks import check_number
 from keras_adamwr.schedules import CosineWarmRestarts
@@ -102,6 +105,7 @@ class _Scratch:
     def __init__(self):
         self.entries = {}
         self.pending_state = None  # values loaded before `build`
+        self.compiled = {}  # XLA update functions, see `_compiled.py`
 
 
 class DecoupledWeightDecay(keras.optimizers.Optimizer):
@@ -120,6 +124,7 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         exclude_from_weight_decay,
         base_learning_rate,
         default_weight_decay,
+        jit_compile=True,
         **kwargs,
     ):
         if not isinstance(learning_rate, _Schedule) and not callable(learning_rate):
@@ -157,6 +162,7 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
                     f"variable.path). Received: exclude_from_weight_decay="
                     f"{exclude_from_weight_decay!r} ({error})"
                 ) from None
+        self.jit_compile = check_choice("jit_compile", jit_compile, (True, False)) is True
         self._scratch = _Scratch()
         self._decayed_indices = frozenset()
 
@@ -290,6 +296,17 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         # switched off: our decay is fused into `update_step`.
         return
 
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # Keras hook (pinned in tests/test_keras_hooks.py): runs `update_step`
+        # for every variable of the step. With `jit_compile`, on TensorFlow,
+        # that whole loop is one XLA function.
+        update = super()._backend_update_step
+        grads = dense_gradients(grads)
+        if use_compiled_update(self):
+            compiled_update_step(self, update, grads, trainable_variables, learning_rate)
+        else:
+            update(grads, trainable_variables, learning_rate)
+
     def _get_current_learning_rate(self):
         # Keras evaluates schedules at the micro-batch counter; we count
         # weight updates (`iterations` divides by gradient_accumulation_steps).
@@ -388,6 +405,7 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
                 "decay_scaling": self.decay_scaling,
                 "exclude_from_weight_decay": list(self.exclude_from_weight_decay_patterns),
                 "base_learning_rate": self.base_learning_rate,
+                "jit_compile": self.jit_compile,
             }
         )
         return config

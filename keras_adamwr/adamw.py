@@ -71,6 +71,12 @@ class AdamW(DecoupledWeightDecay):
             saved). Defaults to `None`.
         base_learning_rate: `alpha`, the rate at which `eta_t = 1`. Defaults
             to the float learning rate, or the peak of a known schedule.
+        jit_compile: TensorFlow backend: run the update of all variables of
+            a step as one XLA computation, the same update code fused into
+            about one pass over each tensor instead of one per operation
+            (as Keras 2 optimizers did on GPU). Not used on JAX (the train
+            step is compiled already) or torch, under a `tf.distribute`
+            strategy, or on Apple silicon. Defaults to `True`.
         **kwargs: Keras optimizer arguments: `clipnorm`, `clipvalue`,
             `global_clipnorm`, `use_ema`, `ema_momentum`,
             `ema_overwrite_frequency`, `loss_scale_factor`,
@@ -102,6 +108,7 @@ class AdamW(DecoupledWeightDecay):
         decay_scaling="schedule",
         exclude_from_weight_decay=None,
         base_learning_rate=None,
+        jit_compile=True,
         name="adamw",
         **kwargs,
     ):
@@ -114,6 +121,7 @@ class AdamW(DecoupledWeightDecay):
             exclude_from_weight_decay=exclude_from_weight_decay,
             base_learning_rate=base_learning_rate,
             default_weight_decay=1e-4,
+            jit_compile=jit_compile,
             name=name,
             **kwargs,
         )
@@ -208,7 +216,8 @@ class AdamWR(AdamW):
             `weight_decay` is given.
         **kwargs: The other `AdamW` arguments (`beta_1`, `beta_2`,
             `epsilon`, `amsgrad`, `decay_scaling`,
-            `exclude_from_weight_decay`) and Keras optimizer arguments.
+            `exclude_from_weight_decay`, `jit_compile`) and Keras optimizer
+            arguments.
 
     Examples:
 

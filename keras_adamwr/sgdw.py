@@ -45,6 +45,8 @@ class SGDW(DecoupledWeightDecay):
             `variable.path`, as in `AdamW`. Defaults to `None`.
         base_learning_rate: `alpha`, as in `AdamW`. Defaults to the float
             learning rate or the peak of a known schedule.
+        jit_compile: One XLA computation per step on TensorFlow, as in
+            `AdamW`. Defaults to `True`.
         name: Optimizer name. Defaults to `"sgdw"`.
         **kwargs: Keras optimizer arguments (`clipnorm`, `clipvalue`,
             `global_clipnorm`, `use_ema`, `ema_momentum`,
@@ -70,6 +72,7 @@ class SGDW(DecoupledWeightDecay):
         decay_scaling="schedule",
         exclude_from_weight_decay=None,
         base_learning_rate=None,
+        jit_compile=True,
         name="sgdw",
         **kwargs,
     ):
@@ -82,6 +85,7 @@ class SGDW(DecoupledWeightDecay):
             exclude_from_weight_decay=exclude_from_weight_decay,
             base_learning_rate=base_learning_rate,
             default_weight_decay=1e-4,
+            jit_compile=jit_compile,
             name=name,
             **kwargs,
         )

@@ -216,6 +216,9 @@ def run_mirrored(out):
         _write(out, case, {"error": None, "replicas": strategy.num_replicas_in_sync,
                            "iterations": int(_numpy(model.optimizer.iterations)),
                            "optimizer": type(model.optimizer).__name__,
+                           # XLA update functions made (none under a strategy)
+                           "compiled_functions": len(getattr(
+                               getattr(model.optimizer, "_scratch", None), "compiled", ())),
                            "cpu_seconds": time.process_time() - start},
                state(model))
 

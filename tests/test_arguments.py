@@ -42,6 +42,8 @@ INVALID = [
     (AdamW, dict(base_learning_rate=0.0), "base_learning_rate", "> 0"),
     (AdamW, dict(learning_rate=lambda: 1e-3), "base_learning_rate", "> 0"),
     (AdamW, dict(gradient_accumulation_steps=1), "gradient_accumulation_steps", ">= 2"),
+    (AdamW, dict(jit_compile="auto"), "jit_compile", "True, False"),
+    (SGDWR, dict(RESTARTS, jit_compile=None), "jit_compile", "True, False"),
     (SGDW, dict(momentum=1.0), "momentum", "in [0, 1)"),
     (SGDW, dict(learning_rate=0.0), "learning_rate", "> 0"),
     (SGDW, dict(weight_decay=-1.0), "weight_decay", ">= 0"),

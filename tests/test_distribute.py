@@ -155,6 +155,9 @@ def test_mirrored_fit_matches_one_device(runs, name):
     assert record["error"] is None, record["error"]
     assert record["replicas"] == 2
     assert record["iterations"] == programs.STEPS  # one update per global batch
+    # Per replica, through Keras' merge call: not the one-XLA-function
+    # update the one-device reference used (jit_compile defaults to True).
+    assert record["compiled_functions"] == 0
     _assert_same_state(arrays, expected)
 
 

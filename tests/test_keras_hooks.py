@@ -14,10 +14,32 @@ from keras_adamwr._decay import DecoupledWeightDecay
 def test_hooks_exist_in_keras():
     base = keras.optimizers.Optimizer
     for hook in ("_apply_weight_decay", "_get_current_learning_rate",
-                 "_use_weight_decay", "_get_variable_index"):
+                 "_use_weight_decay", "_get_variable_index",
+                 "_backend_update_step"):
         assert callable(getattr(base, hook, None)), hook
-    assert "_apply_weight_decay" in DecoupledWeightDecay.__dict__
-    assert "_get_current_learning_rate" in DecoupledWeightDecay.__dict__
+    for hook in ("_apply_weight_decay", "_get_current_learning_rate",
+                 "_backend_update_step"):
+        assert hook in DecoupledWeightDecay.__dict__, hook
+
+
+def test_backend_update_step_receives_every_step_and_the_learning_rate():
+    # `_compiled.py` relies on Keras calling `_backend_update_step(grads,
+    # variables, self.learning_rate)` once per weight update, with
+    # accumulation too, after the gradients are clipped.
+    calls = []
+
+    class Spy(keras_adamwr.SGDW):
+        def _backend_update_step(self, grads, trainable_variables, learning_rate):
+            calls.append((keras.ops.convert_to_numpy(grads[0]),
+                          float(learning_rate), len(trainable_variables)))
+            super()._backend_update_step(grads, trainable_variables, learning_rate)
+
+    optimizer = Spy(lambda: 0.5, base_learning_rate=0.5, clipvalue=1.0,
+                    gradient_accumulation_steps=2)
+    variable = keras.Variable(np.zeros(2))
+    for _ in range(4):
+        optimizer.apply([np.full(2, 3.0)], [variable])
+    assert [(list(g), lr, n) for g, lr, n in calls] == [([1.0, 1.0], 0.5, 1)] * 2
 
 
 def test_keras_own_decay_pass_never_runs():

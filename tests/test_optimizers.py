@@ -52,14 +52,19 @@ def _assert_lockstep(actual, expected, dtype):
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("restarts", [False, True], ids=["constant", "restarts"])
 @pytest.mark.parametrize("normalized", [False, True], ids=["raw", "normalized"])
-def test_lockstep_with_paper(name, dtype, restarts, normalized):
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "kernels"])
+def test_lockstep_with_paper(name, dtype, restarts, normalized, jit_compile):
     constructor, algorithm, kwargs = OPTIMIZERS[name]
     # alpha is exact in float32, the dtype Keras keeps the learning rate in.
     alpha, theta, grads = 2.0**-7, *_problem(dtype)
     if restarts:
         schedule = keras_adamwr.CosineWarmRestarts(alpha, **SCHEDULE)
-        # eta_t as the optimizer sees it (float32); alpha * eta_t is exact.
-        etas = [float(schedule.multiplier_tensor(t)) for t in range(STEPS)]
+        # eta_t as the optimizer sees it (float32, computed by XLA with
+        # jit_compile); alpha * eta_t is exact.
+        multiplier = schedule.multiplier_tensor  # eager, as `apply` here
+        if jit_compile:
+            multiplier = tf.function(multiplier, jit_compile=True)
+        etas = [float(multiplier(tf.constant(t, "int64"))) for t in range(STEPS)]
         _, _, lengths = reference.schedule_reference(STEPS, **{
             k: v for k, v in SCHEDULE.items() if k != "m_mul" and k != "alpha"})
     else:
@@ -69,9 +74,31 @@ def test_lockstep_with_paper(name, dtype, restarts, normalized):
         decay["total_steps"] = STEPS
     lambdas = (reference.normalized_lambdas(0.3, lengths) if normalized
                else [0.02] * STEPS)
-    optimizer = constructor(learning_rate=schedule, **decay, **kwargs)
+    optimizer = constructor(
+        learning_rate=schedule, jit_compile=jit_compile, **decay, **kwargs
+    )
     expected = algorithm(theta, grads, etas, lambdas, alpha, **kwargs)
     _assert_lockstep(_run(optimizer, theta, grads), expected, dtype)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "kernels"])
+def test_sparse_gradients_with_repeated_indices_are_the_gradient(name, jit_compile):
+    # An embedding row looked up twice in a batch: its gradient is the sum
+    # of the parts, and Adam's v must see that sum squared (Keras' own Adam
+    # squares the parts: 1 + 4 instead of 9).
+    constructor, _, kwargs = OPTIMIZERS[name]
+    sparse = tf.IndexedSlices(tf.constant([[1.0, 1.0], [2.0, 2.0], [0.5, 0.5]]),
+                              tf.constant([0, 0, 2]), tf.constant([3, 2]))
+    results = []
+    for gradient in (sparse, tf.convert_to_tensor(sparse)):
+        variable = keras.Variable(np.ones((3, 2), "float32"))
+        optimizer = constructor(learning_rate=0.1, jit_compile=jit_compile, **kwargs)
+        for _ in range(3):
+            optimizer.apply([gradient], [variable])
+        results.append([variable.numpy()] + [v.numpy() for v in optimizer.variables[2:]])
+    for from_sparse, from_dense in zip(*results):
+        np.testing.assert_array_equal(from_sparse, from_dense)
 
 
 def test_golden_sgdw():

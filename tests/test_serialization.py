@@ -19,6 +19,15 @@ def test_config_round_trip(name):
     assert restored.get_config() == optimizer.get_config()
 
 
+def test_jit_compile_round_trips_and_configs_without_it_load():
+    optimizer = keras_adamwr.SGDWR(0.1, first_cycle_steps=5, jit_compile=False)
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert restored.jit_compile is False
+    config = keras_adamwr.AdamWR(first_cycle_steps=5).get_config()
+    del config["jit_compile"]  # as keras_adamwr 0.1.0 wrote it
+    assert keras_adamwr.AdamWR.from_config(config).jit_compile is True
+
+
 def _model():
     keras.utils.set_random_seed(3)
     return keras.Sequential([

@@ -1,0 +1,157 @@
+"""`jit_compile=True` (the default): on TensorFlow the update of all
+variables of a step is one XLA function (keras_adamwr/_compiled.py).
+
+The lockstep tests against the paper run with and without it
+(tests/test_optimizers.py); these check that the path is taken when it
+should be, and not otherwise, and that it agrees with the kernel path.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_adamwr
+from keras_adamwr import _compiled
+
+CONSTRUCTORS = {
+    "adamw": lambda **kw: keras_adamwr.AdamW(1e-3, weight_decay=1e-2, **kw),
+    "amsgrad": lambda **kw: keras_adamwr.AdamW(1e-3, amsgrad=True, **kw),
+    "adamwr": lambda **kw: keras_adamwr.AdamWR(1e-3, first_cycle_steps=3, **kw),
+    "sgdw": lambda **kw: keras_adamwr.SGDW(0.05, weight_decay=1e-2, **kw),
+    "sgdwr": lambda **kw: keras_adamwr.SGDWR(0.05, first_cycle_steps=3, nesterov=True, **kw),
+}
+
+
+def _xla_calls(graph):
+    """Function calls in `graph` that XLA must compile."""
+    return [
+        op for op in graph.get_operations()
+        if "_XlaMustCompile" in op.node_def.attr and op.get_attr("_XlaMustCompile")
+    ]
+
+
+def _variables(seed=0):
+    rng = np.random.default_rng(seed)
+    return [keras.Variable(rng.normal(size=shape).astype("float32"))
+            for shape in [(4, 3), (3,), (2, 2, 2)]]
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_graph_step_has_one_xla_call_exactly_when_asked(name, jit_compile):
+    optimizer = CONSTRUCTORS[name](jit_compile=jit_compile)
+    variables = _variables()
+    optimizer.build(variables)
+    grads = [tf.ones_like(v.value) for v in variables]
+    step = tf.function(lambda: optimizer.apply(grads, variables), autograph=False)
+    graph = step.get_concrete_function().graph
+    assert len(_xla_calls(graph)) == (1 if jit_compile else 0)
+
+
+def test_eager_steps_reuse_one_compiled_function():
+    optimizer = CONSTRUCTORS["adamwr"]()
+    variables = _variables()
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        optimizer.apply([rng.normal(size=v.shape).astype("float32") for v in variables],
+                        variables)
+    (function,) = optimizer._scratch.compiled.values()
+    assert function.experimental_get_tracing_count() == 1
+    # Another subset of the variables gets its own function.
+    optimizer.apply([np.ones(3, "float32")], variables[1:2])
+    assert len(optimizer._scratch.compiled) == 2
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
+def test_compiled_and_kernel_updates_agree(name):
+    results = []
+    for jit_compile in (True, False):
+        optimizer = CONSTRUCTORS[name](jit_compile=jit_compile)
+        variables = _variables()
+        rng = np.random.default_rng(1)
+        for _ in range(10):
+            optimizer.apply([rng.normal(size=v.shape).astype("float32") for v in variables],
+                            variables)
+        results.append([v.numpy() for v in variables + optimizer.variables[2:]])
+    for compiled, kernels in zip(*results):
+        np.testing.assert_allclose(compiled, kernels, rtol=1e-5, atol=1e-7)
+
+
+def _fit(optimizer, model_jit, embedding=False, accumulation=None):
+    keras.utils.set_random_seed(0)
+    if embedding:
+        inputs = keras.Input((5,), dtype="int32")
+        hidden = keras.layers.Flatten()(keras.layers.Embedding(20, 4)(inputs))
+        x = np.random.default_rng(0).integers(0, 20, size=(48, 5))
+    else:
+        inputs = keras.Input((6,))
+        hidden = keras.layers.Dense(8, activation="relu")(inputs)
+        x = np.random.default_rng(0).normal(size=(48, 6)).astype("float32")
+    model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    y = np.random.default_rng(1).normal(size=(48, 2)).astype("float32")
+    model.compile(optimizer=optimizer, loss="mse", jit_compile=model_jit)
+    model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("case", ["graph", "xla_model", "embedding", "accumulation"])
+def test_fit_with_and_without_compiled_update(case):
+    weights = []
+    for jit_compile in (True, False):
+        optimizer = keras_adamwr.AdamWR(
+            1e-2, first_cycle_steps=4, jit_compile=jit_compile,
+            gradient_accumulation_steps=2 if case == "accumulation" else None)
+        model = _fit(optimizer, case == "xla_model", embedding=case == "embedding")
+        weights.append(model.get_weights() + [v.numpy() for v in optimizer.variables])
+        compiled = optimizer._scratch.compiled
+        assert len(compiled) == (1 if jit_compile else 0)
+        if jit_compile:
+            # One trace for the train function; sparse embedding gradients
+            # are made dense, so no retracing for their index counts.
+            assert next(iter(compiled.values())).experimental_get_tracing_count() == 1
+    for compiled, kernels in zip(*weights):
+        np.testing.assert_allclose(compiled, kernels, rtol=1e-5, atol=1e-6)
+
+
+def test_callable_learning_rate_is_read_every_step():
+    rate = [None]
+    optimizer = keras_adamwr.SGDW(
+        lambda: rate[0], base_learning_rate=0.1, weight_decay=0.0, momentum=0.0)
+    variable = keras.Variable([1.0], dtype="float64")
+    for rate[0] in (0.1, 0.05, 0.025):
+        optimizer.apply([np.array([1.0])], [variable])
+    np.testing.assert_allclose(variable.numpy(), [1 - 0.175], rtol=1e-15)
+
+
+def test_not_used_under_a_distribution_strategy():
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        optimizer = CONSTRUCTORS["adamwr"]()
+        variables = _variables()
+        assert not _compiled.use_compiled_update(optimizer)
+        strategy.run(lambda: optimizer.apply([tf.ones_like(v.value) for v in variables],
+                                             variables))
+    assert optimizer._scratch.compiled == {}
+    assert _compiled.use_compiled_update(optimizer)
+
+
+def test_not_used_where_keras_falls_back_from_xla(monkeypatch):
+    monkeypatch.setattr(_compiled.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(_compiled.platform, "processor", lambda: "arm")
+    optimizer = CONSTRUCTORS["adamw"]()
+    variables = _variables()
+    optimizer.apply([np.ones(v.shape, "float32") for v in variables], variables)
+    assert optimizer._scratch.compiled == {}
+
+
+def test_compiled_functions_are_not_saved(tmp_path):
+    model = _fit(CONSTRUCTORS["adamwr"](), False)
+    assert model.optimizer._scratch.compiled
+    model.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    assert restored.optimizer.jit_compile is True
+    assert restored.optimizer._scratch.compiled == {}
+    checkpoint = tf.train.Checkpoint(optimizer=model.optimizer)
+    names = [name for name, _ in tf.train.list_variables(checkpoint.write(str(tmp_path / "ckpt")))]
+    assert not any("compiled" in name for name in names)
