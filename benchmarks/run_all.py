@@ -4,8 +4,8 @@
     python benchmarks/run_all.py --quick    # no 100M, fewer rounds
     python benchmarks/run_all.py --render-only DIR   # rewrite the page from DIR
 
-On 2 shared CPU cores the quick run takes about 6 minutes (mostly tracing
-and compiling the 500-variable steps) and the full run about 12.
+On 2 shared CPU cores the quick run takes about 5 minutes (mostly tracing
+and compiling the 500-variable steps) and the full run about 10.
 
 Each benchmark runs in its own process (so one's memory does not disturb
 the next) and writes JSON; this script turns the JSON into the page. All

@@ -48,13 +48,13 @@ def decay_mask():
     x = rng.normal(size=(64, 6)).astype("float32")
     model.fit(x, (x[:, 0] > 0).astype("int32"), batch_size=16, epochs=2, verbose=0)
     return ([optimizer.uses_weight_decay(v) for v in model.trainable_variables],
-            int(optimizer.iterations))
+            int(optimizer.iterations), len(optimizer._scratch.compiled))
 
 
 if __name__ == "__main__":
     schedule = keras_adamwr.CosineWarmRestarts(1.0, 1)
     cycles = schedule.cycle_position(np.array([8191, 2**31 - 1], "int32"))[0]
-    mask, updates = decay_mask()
+    mask, updates, compiled = decay_mask()
     print(json.dumps({
         "backend": keras.backend.backend(),
         "adamw": lockstep(keras_adamwr.AdamW, reference.adamw_reference, amsgrad=True),
@@ -62,4 +62,5 @@ if __name__ == "__main__":
         "cycles": [int(c) for c in keras.ops.convert_to_numpy(cycles)],
         "mask": mask,
         "updates": updates,
+        "compiled_functions": compiled,  # jit_compile's XLA update: TF only
     }))

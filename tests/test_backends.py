@@ -26,6 +26,7 @@ def test_jax_backend_matches_reference_and_tensorflow():
     assert jax["adamw"] < 2e-5 and jax["sgdw"] < 2e-5
     assert jax["cycles"] == [13, 31]
     assert jax["updates"] == 4
+    assert jax["compiled_functions"] == 0  # jit_compile is a TensorFlow-only path
     # The same model on TensorFlow resolves the same decay mask.
     env["KERAS_BACKEND"] = "tensorflow"
     done = subprocess.run([sys.executable, WORKER], env=env, capture_output=True,
@@ -34,3 +35,4 @@ def test_jax_backend_matches_reference_and_tensorflow():
     tensorflow = json.loads(done.stdout.strip().splitlines()[-1])
     assert jax["mask"] == tensorflow["mask"] == [True, True, False, True, True, False]
     assert tensorflow["adamw"] < 2e-5 and tensorflow["sgdw"] < 2e-5
+    assert tensorflow["compiled_functions"] == 1
