@@ -162,7 +162,7 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
                     f"variable.path). Received: exclude_from_weight_decay="
                     f"{exclude_from_weight_decay!r} ({error})"
                 ) from None
-        self.jit_compile = check_choice("jit_compile", jit_compile, (True, False)) is True
+        self.jit_compile = bool(check_choice("jit_compile", jit_compile, (True, False)))
         self._scratch = _Scratch()
         self._decayed_indices = frozenset()
 

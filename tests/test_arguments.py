@@ -1,6 +1,7 @@
 """Bad input: a ValueError naming the argument, its range and the value."""
 
 import keras
+import numpy as np
 import pytest
 
 import keras_adamwr
@@ -97,3 +98,9 @@ def test_valid_edge_values_are_accepted():
     CosineWarmRestarts(1.0, 1, t_mul=0.01, m_mul=0.0, alpha=1.0, warmup_steps=0)
     AdamW(learning_rate=keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9))
     AdamW(learning_rate=lambda: 1e-3, decay_scaling="learning_rate")
+
+
+def test_jit_compile_takes_bools_and_their_integer_spellings():
+    assert AdamW(jit_compile=1).jit_compile is True
+    assert SGDW(jit_compile=np.False_).jit_compile is False
+    assert AdamWR(**RESTARTS).jit_compile is True
