@@ -77,14 +77,18 @@ def compiled_update_step(optimizer, update, grads, variables, learning_rate):
     if function is None:
 
         def step(grads, learning_rate):
-            if isinstance(optimizer._learning_rate, _Schedule):
+            if learning_rate is None:  # a schedule: evaluated here
                 learning_rate = optimizer.learning_rate
             update(grads, variables, learning_rate)
 
         function = tf.function(step, jit_compile=True, autograph=False)
         optimizer._scratch.compiled[key] = function
-    if isinstance(learning_rate, (int, float)):  # from a callable: exact
+    if isinstance(optimizer._learning_rate, _Schedule):
+        learning_rate = None  # Keras' evaluation outside is not used
+    elif isinstance(learning_rate, (int, float)):  # from a callable: exact
         learning_rate = tf.constant(learning_rate, "float64")
-    function(grads, tf.convert_to_tensor(learning_rate))
+    else:
+        learning_rate = tf.convert_to_tensor(learning_rate)
+    function(grads, learning_rate)
     # The per-step scalars were traced inside `step`: never reuse them.
     optimizer._scratch.entries.clear()
