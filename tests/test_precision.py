@@ -12,16 +12,10 @@ import pytest
 import keras_adamwr
 from keras_adamwr._decay import DecoupledWeightDecay
 from tests import reference
+from tests.test_fit import _data
 
 # Half the spacing of floats just below 1: `1 - c` rounds to 1 for c below it.
 HALF_SPACING_BELOW_ONE = {"float16": 2.0**-12, "bfloat16": 2.0**-9}
-
-
-def _data(n=128):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 6)).astype("float32")
-    y = (x[:, :3].sum(axis=1) > 0).astype("int32")
-    return x, y
 
 
 def _model():
