@@ -4,6 +4,7 @@ Loshchilov & Hutter, "Decoupled Weight Decay Regularization" (ICLR 2019),
 implemented as the paper states it. See `docs/` for the update rules.
 """
 
+from keras_adamwr._decay import DecayConventionWarning
 from keras_adamwr._decay import normalized_weight_decay
 from keras_adamwr.adamw import AdamW
 from keras_adamwr.adamw import AdamWR
@@ -24,6 +25,7 @@ __all__ = [
     "CosineWarmRestarts",
     "SGDW",
     "SGDWR",
+    "DecayConventionWarning",
     "normalized_weight_decay",
     "snapshot_ensemble_predict",
     "build_optimizer",

@@ -8,6 +8,7 @@ per-step scalars once per step instead of once per variable.
 
 import math
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -16,12 +17,41 @@ from keras import ops
 from keras_adamwr._compiled import compiled_update_step
 from keras_adamwr._compiled import dense_gradients
 from keras_adamwr._compiled import use_compiled_update
+from keras_adamwr._checks import check_bool
 from keras_adamwr._checks import check_choice
+from keras_adamwr._checks import check_keras_arguments
 from keras_adamwr._checks import check_number
 from keras_adamwr.schedules import CosineWarmRestarts
 
 DECAY_SCALINGS = ("schedule", "learning_rate")
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
+_KerasOptimizer = keras.optimizers.Optimizer
+
+# Largest per-update decay `weight_decay * eta` (at eta = 1) that is not
+# reported as a probable Keras/PyTorch value, see `DecayConventionWarning`.
+PLAUSIBLE_DECAY = 1e-3
+# Key of the format tag that `save_own_variables` writes beside the
+# variables "0", "1", ... (Keras' own keys).
+FORMAT_KEY = "keras_adamwr_format"
+
+
+class DecayConventionWarning(UserWarning):
+    """A `weight_decay` that looks like a Keras/PyTorch value.
+
+    In the paper's convention (`decay_scaling="schedule"`, the default)
+    each update shrinks the weights by `eta_t * weight_decay`: the base
+    learning rate does not multiply it. `keras.optimizers.AdamW` and
+    `torch.optim.AdamW` shrink by `lr_t * weight_decay`, so their usual
+    values (0.004, 0.01, 0.05) mean about 1000x less decay there at
+    `learning_rate=1e-3`. The optimizers warn when `weight_decay` is above
+    `PLAUSIBLE_DECAY = 1e-3` per update at `eta_t = 1`: the paper's good
+    normalized values, 0.025-0.05, are raw values `lambda_norm /
+    sqrt(updates)` of at most 1e-3 for any run of 2,500 updates or more
+    (6.4 epochs of CIFAR-10 at batch size 128), while Keras' default
+    (0.004) and PyTorch's (0.01) are above it. Normalized decay and
+    `decay_scaling="learning_rate"` never warn. Silence it with
+    `warnings.filterwarnings("ignore", category=keras_adamwr.DecayConventionWarning)`.
+    """
 
 
 def normalized_weight_decay(lambda_norm, batch_size, num_examples, epochs):
@@ -83,6 +113,26 @@ def restart_config(config, schedule):
     return config
 
 
+def _path(variable):
+    """`variable.path`, or the name of a raw `tf.Variable` (as Keras)."""
+    path = getattr(variable, "path", None)
+    return path if isinstance(path, str) else variable.name
+
+
+def _saved_optimizer_name(store):
+    """The optimizer name Keras' H5 store saved beside the variables
+    (`{"name": optimizer.name}` attributes of the "vars" group since Keras
+    3.x; pinned in tests/test_keras_hooks.py), or None."""
+    group = getattr(store, "_h5_entry_group", None)
+    attributes = getattr(group, "attrs", None)
+    if attributes is None:
+        return None
+    name = attributes.get("name")
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    return name if isinstance(name, str) else None
+
+
 def compute_dtype(variable):
     """The dtype an update of `variable` is computed in: float32 for
     float16/bfloat16 variables (their own precision loses small decays and
@@ -104,7 +154,8 @@ class _Scratch:
 
     def __init__(self):
         self.entries = {}
-        self.pending_state = None  # values loaded before `build`
+        self.pending_state = None  # (values, tagged) loaded before `build`
+        self.pending_scale = 1.0  # `learning_rate` set before `build`
         self.compiled = {}  # XLA update functions, see `_compiled.py`
 
 
@@ -129,6 +180,7 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
     ):
         if not isinstance(learning_rate, _Schedule) and not callable(learning_rate):
             learning_rate = check_number("learning_rate", learning_rate, 0, None, False)
+        kwargs = check_keras_arguments(kwargs)
         super().__init__(learning_rate=learning_rate, weight_decay=None, **kwargs)
         self.decay_scaling = check_choice("decay_scaling", decay_scaling, DECAY_SCALINGS)
         if weight_decay is not None and normalized_weight_decay is not None:
@@ -151,20 +203,82 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         self.base_learning_rate = self._check_base_learning_rate(base_learning_rate)
         if isinstance(exclude_from_weight_decay, str):
             exclude_from_weight_decay = [exclude_from_weight_decay]
+        if not isinstance(exclude_from_weight_decay, (list, tuple, type(None))) or not all(
+            isinstance(pattern, str) for pattern in exclude_from_weight_decay or ()
+        ):
+            raise TypeError(
+                "Argument `exclude_from_weight_decay` must be None, a string or "
+                "a list of strings (regular expressions matched against "
+                "variable.path). Received: exclude_from_weight_decay="
+                f"{exclude_from_weight_decay!r} (of type "
+                f"{type(exclude_from_weight_decay).__name__})"
+            )
         self.exclude_from_weight_decay_patterns = tuple(exclude_from_weight_decay or ())
         for pattern in self.exclude_from_weight_decay_patterns:
             try:
                 re.compile(pattern)
-            except (re.error, TypeError) as error:
+            except re.error as error:
                 raise ValueError(
                     "Argument `exclude_from_weight_decay` must be a list of "
                     "regular expressions (matched with re.search against "
                     f"variable.path). Received: exclude_from_weight_decay="
                     f"{exclude_from_weight_decay!r} ({error})"
                 ) from None
-        self.jit_compile = bool(check_choice("jit_compile", jit_compile, (True, False)))
+        self.jit_compile = check_bool("jit_compile", jit_compile)
         self._scratch = _Scratch()
         self._decayed_indices = frozenset()
+        self._learning_rate_scale = None  # a variable once built, see `learning_rate`
+        self._check_decay_factor()
+
+    def _peak_eta(self):
+        """`eta_t` at the top of the (first) cycle: 1, or the peak rate."""
+        if self.decay_scaling == "schedule":
+            return 1.0
+        return self.base_learning_rate
+
+    def _check_decay_factor(self):
+        """Refuses a decay factor `c_t > 1` (weights would flip sign) where
+        it is known at construction; warns on a Keras/PyTorch-like value."""
+        peak_eta = self._peak_eta()
+        if peak_eta is None:
+            return
+        if self.normalized_weight_decay is not None:
+            name, value = "normalized_weight_decay", self.normalized_weight_decay
+            if self.total_steps is not None:
+                shortest = self.total_steps
+            else:
+                shortest = min(self._learning_rate.cycle_length(i) for i in range(2))
+            raw = value / math.sqrt(shortest)
+        else:
+            name, value = "weight_decay", self.weight_decay
+            raw = value
+        factor = raw * peak_eta
+        if factor > 1:
+            raise ValueError(
+                f"Argument `{name}` must give a decay factor c_t <= 1 per update "
+                f"(theta <- theta - c_t * theta; above 1 the weights flip sign). "
+                f"Received: {name}={value!r}, which gives c_t = {factor:.4g} at "
+                f"the peak of the schedule (decay_scaling={self.decay_scaling!r})."
+            )
+        if name == "weight_decay" and self.decay_scaling == "schedule" and raw > PLAUSIBLE_DECAY:
+            alpha = self.base_learning_rate
+            warnings.warn(
+                f"{type(self).__name__}(weight_decay={value!r}) shrinks the weights "
+                f"by {value:.4g} per update at eta_t = 1 (the paper's convention, "
+                "decay_scaling='schedule': theta <- theta - eta_t * weight_decay * "
+                "theta, not multiplied by the learning rate). "
+                "Keras' and PyTorch's optimizers (keras.optimizers.AdamW, "
+                "torch.optim.AdamW, ...) multiply weight_decay by the learning "
+                f"rate: there, weight_decay={value!r} at learning_rate={alpha:.4g} "
+                f"is a decay of {value * alpha:.3g} per update. For that decay pass "
+                f"weight_decay={value * alpha:.3g} (learning_rate * weight_decay) "
+                "or decay_scaling='learning_rate'. Values above "
+                f"{PLAUSIBLE_DECAY} are rarely meant in the paper's convention; "
+                "to silence this warning: warnings.filterwarnings('ignore', "
+                "category=keras_adamwr.DecayConventionWarning).",
+                DecayConventionWarning,
+                stacklevel=4,
+            )
 
     def _check_total_steps(self, total_steps):
         restarts = isinstance(self._learning_rate, CosineWarmRestarts)
@@ -211,6 +325,67 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
             return self._learning_rate
         return None
 
+    @property
+    def learning_rate(self):
+        """The current rate `lr_t`; settable, also with a schedule.
+
+        With a float learning rate, setting it assigns the rate (as in
+        Keras). With a `LearningRateSchedule`, setting it to `x` scales the
+        whole schedule by `x / (the schedule's rate at this update)`, so
+        that `keras.callbacks.ReduceLROnPlateau` and `LearningRateScheduler`
+        work: the rate is `x` now and keeps the schedule's shape (restarts
+        included) from there, and with `decay_scaling="schedule"` `eta_t`,
+        hence the decay, is scaled alike (as when a float rate is changed).
+        The scale is optimizer state (`learning_rate_scale`), saved and
+        restored with the other variables. Setting a schedule or callable
+        replaces the learning rate, as in Keras.
+        """
+        return self._get_current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        schedule = self.schedule
+        if (
+            schedule is None
+            or isinstance(learning_rate, _Schedule)
+            or callable(learning_rate)
+        ):
+            if self._learning_rate_scale is not None:
+                self._learning_rate_scale.assign(1.0)
+            self._scratch.pending_scale = 1.0
+            _KerasOptimizer.learning_rate.fset(self, learning_rate)
+            return
+        if ops.is_tensor(learning_rate) or isinstance(learning_rate, np.ndarray):
+            learning_rate = float(ops.convert_to_numpy(learning_rate))
+        learning_rate = check_number("learning_rate", learning_rate, 0)
+        unscaled = float(ops.convert_to_numpy(schedule(self.iterations)))
+        if unscaled > 0:
+            self._set_learning_rate_scale(learning_rate / unscaled)
+        elif learning_rate != 0:
+            raise ValueError(
+                "Argument `learning_rate` cannot be set on this optimizer now: its "
+                f"schedule's rate at update {int(self.iterations)} is 0 (e.g. the "
+                "start of a warm-up), so no scale of the schedule gives "
+                f"learning_rate={learning_rate!r}. Received: "
+                f"learning_rate={learning_rate!r}"
+            )
+
+    def _set_learning_rate_scale(self, scale):
+        if self._learning_rate_scale is None:
+            self._scratch.pending_scale = scale
+        else:
+            self._learning_rate_scale.assign(scale)
+
+    def _scaled(self, rate):
+        """`rate` times the schedule's scale (set via `learning_rate`)."""
+        scale = self._learning_rate_scale
+        if scale is None:
+            if self._scratch.pending_scale == 1.0:
+                return rate
+            scale = self._scratch.pending_scale
+        rate = ops.convert_to_tensor(rate)
+        return rate * ops.cast(scale, rate.dtype)
+
     def build(self, var_list):
         """Resolves the decay mask once: pattern exclusions and Keras'."""
         super().build(var_list)
@@ -221,7 +396,7 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
             index
             for index, variable in enumerate(var_list)
             if self._use_weight_decay(variable)
-            and not any(re.search(p, variable.path) for p in patterns)
+            and not any(re.search(p, _path(variable)) for p in patterns)
         )
 
     def load_own_variables(self, store):
@@ -236,16 +411,80 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         `tf.train.Checkpoint` does, so `load_weights` right after `compile`
         loses nothing.
         """
-        values = [np.asarray(store[str(index)]) for index in range(len(store.keys()))]
-        if self.built:
-            self._assign_state(values)
+        keys = set(store.keys())
+        tagged = FORMAT_KEY in keys
+        if tagged:
+            self._check_format_tag(store[FORMAT_KEY])
+            keys.discard(FORMAT_KEY)
         else:
-            self._scratch.pending_state = values
+            self._check_untagged_state(store)
+        values = [np.asarray(store[str(index)]) for index in range(len(keys))]
+        if self.built:
+            self._assign_state(values, tagged)
+        else:
+            self._scratch.pending_state = (values, tagged)
+
+    def save_own_variables(self, store):
+        """Keras' keys "0", "1", ... (one per variable, in order) and a
+        format tag, `FORMAT_KEY`, naming the state's layout (e.g.
+        "keras_adamwr.SGDW/1"): state saved by another optimizer class
+        (Keras' `SGD` keeps `-lr * g` in its momentum, `SGDW` `+lr * g`)
+        is refused on load instead of being read with the wrong meaning."""
+        super().save_own_variables(store)
+        store[FORMAT_KEY] = np.frombuffer(self._state_format().encode(), np.uint8)
+
+    def _state_format(self):
+        return f"keras_adamwr.{self._STATE_FAMILY}/1"
+
+    def _check_format_tag(self, tag):
+        tag = bytes(np.asarray(tag, np.uint8)).decode("utf-8", "replace")
+        if tag != self._state_format():
+            raise ValueError(
+                f"Optimizer {self.name!r} ({type(self).__name__}) cannot load "
+                f"optimizer state of format {tag!r}: its format is "
+                f"{self._state_format()!r}. The state was saved by another "
+                "optimizer class (or a newer keras_adamwr); compile with the "
+                "optimizer that wrote the file, or pass `skip_mismatch=True` "
+                "to `load_weights` to load the model weights only."
+            )
+
+    def _check_untagged_state(self, store):
+        """State without a tag: keras_adamwr 0.2.0 or another optimizer.
+
+        Their variables cannot be told apart by count or shape (Keras'
+        `SGD(momentum=0.9)` has `SGDW`'s layout). Keras stores the saving
+        optimizer's name beside them: untagged state loads only when that
+        name is a 0.2.0 default name of this family ("adamw"/"adamwr",
+        "sgdw"/"sgdwr") or this optimizer's own name, or when the store
+        carries no name (then as in 0.2.0, by count and shapes only).
+        """
+        saved_name = _saved_optimizer_name(store)
+        if saved_name is None or saved_name == self.name:
+            return
+        if saved_name in self._UNTAGGED_NAMES:
+            return
+        raise ValueError(
+            f"Optimizer {self.name!r} ({type(self).__name__}) cannot load this "
+            "optimizer state: it carries no keras_adamwr format tag and was "
+            f"saved by an optimizer named {saved_name!r}, so it may come from "
+            "another optimizer class whose variables mean something else "
+            "(keras.optimizers.SGD stores its momentum as -lr * g, SGDW as "
+            "+lr * g). If keras_adamwr 0.2.0 wrote it, create the optimizer "
+            f"with name={saved_name!r}, as when it was saved; to load the model "
+            "weights only, pass `skip_mismatch=True` to `load_weights`."
+        )
 
     def _restore_pending_state(self):
-        """Called at the end of every subclass `build`."""
-        values, self._scratch.pending_state = self._scratch.pending_state, None
-        if values is None:
+        """Called at the end of every subclass `build`, after its slots."""
+        if self.schedule is not None and self._learning_rate_scale is None:
+            # Added in 0.3.0, after every 0.2.0 variable: old state still
+            # lines up (it just lacks this one, see `_assign_state`).
+            self._learning_rate_scale = self.add_variable(
+                (), initializer=keras.initializers.Constant(self._scratch.pending_scale),
+                dtype="float32", name="learning_rate_scale",
+            )
+        pending, self._scratch.pending_state = self._scratch.pending_state, None
+        if pending is None:
             return
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
@@ -253,12 +492,19 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
             # TF's `fit` builds the optimizer while tracing the train step:
             # assign once, eagerly, not as an op of every step.
             with tf.init_scope():
-                self._assign_state(values, deferred=True)
+                self._assign_state(*pending, deferred=True)
         else:
-            self._assign_state(values, deferred=True)
+            self._assign_state(*pending, deferred=True)
 
-    def _assign_state(self, values, deferred=False):
+    def _assign_state(self, values, tagged=True, deferred=False):
         variables = self.variables
+        if (
+            not tagged
+            and self._learning_rate_scale is not None
+            and len(values) == len(variables) - 1
+        ):
+            # 0.2.0 state: no `learning_rate_scale` yet; its value was 1.
+            values = values + [np.ones((), "float32")]
         if len(values) != len(variables):
             when = (
                 " (loaded by `load_weights` before the optimizer was built; "
@@ -311,7 +557,7 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         # Keras evaluates schedules at the micro-batch counter; we count
         # weight updates (`iterations` divides by gradient_accumulation_steps).
         if isinstance(self._learning_rate, _Schedule):
-            return self._learning_rate(self.iterations)
+            return self._scaled(self._learning_rate(self.iterations))
         return super()._get_current_learning_rate()
 
     def weight_decay_at(self, step=None, dtype="float32"):
@@ -335,23 +581,29 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
         `c_t = (lr_t / base_learning_rate) * lambda_t` with
         `decay_scaling="schedule"`, `lr_t * lambda_t` with "learning_rate".
         Defaults: the current step, and the learning rate at `step` (the
-        schedule's value there, or the current rate).
+        schedule's value there, times the current scale of the schedule, see
+        `learning_rate`; or the current rate). `c_t` is at most 1: a larger
+        factor (which would flip the weights' sign) is refused at
+        construction where it can be known and capped at 1 otherwise (after
+        `learning_rate` scaling, or `m_mul > 1`).
         """
         if learning_rate is None:
             if step is not None and self.schedule is not None:
-                learning_rate = self.schedule(step)
+                learning_rate = self._scaled(self.schedule(step))
             else:
                 learning_rate = self.learning_rate
         step = self.iterations if step is None else step
         if self.decay_scaling == "learning_rate":
-            return self.weight_decay_at(step, dtype) * _to_dtype(learning_rate, dtype)
-        if isinstance(self._learning_rate, CosineWarmRestarts):
-            # The multiplier itself: exactly the same for any alpha.
-            eta = self._learning_rate.multiplier_tensor(step)
+            decay = self.weight_decay_at(step, dtype) * _to_dtype(learning_rate, dtype)
         else:
-            learning_rate = ops.convert_to_tensor(learning_rate)
-            eta = learning_rate / _to_dtype(self.base_learning_rate, learning_rate.dtype)
-        return self.weight_decay_at(step, dtype) * ops.cast(eta, dtype)
+            if isinstance(self._learning_rate, CosineWarmRestarts):
+                # The multiplier itself: exactly the same for any alpha.
+                eta = self._scaled(self._learning_rate.multiplier_tensor(step))
+            else:
+                learning_rate = ops.convert_to_tensor(learning_rate)
+                eta = learning_rate / _to_dtype(self.base_learning_rate, learning_rate.dtype)
+            decay = self.weight_decay_at(step, dtype) * ops.cast(eta, dtype)
+        return ops.minimum(decay, ops.convert_to_tensor(1.0, dtype))
 
     def apply(self, grads, trainable_variables=None):
         self._scratch.entries.clear()

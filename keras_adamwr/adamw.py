@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_adamwr._checks import check_bool
 from keras_adamwr._checks import check_number
 from keras_adamwr._decay import DecoupledWeightDecay
 from keras_adamwr._decay import compute_dtype
@@ -82,7 +83,8 @@ class AdamW(DecoupledWeightDecay):
             `ema_overwrite_frequency`, `loss_scale_factor`,
             `gradient_accumulation_steps` (the schedule, `eta_t` and the
             restarts then count weight updates, not micro-batches).
-        name: Optimizer name. Defaults to `"adamw"`.
+        name: Optimizer name. Defaults to `None`: a unique name made
+            from the class name, as Keras does (`"adam_w"`, `"adam_w_1"`, ...).
 
     Examples:
 
@@ -94,6 +96,11 @@ class AdamW(DecoupledWeightDecay):
         2019, https://arxiv.org/abs/1711.05101; Kingma & Ba, "Adam", ICLR
         2015, https://arxiv.org/abs/1412.6980.
     """
+
+    # Layout tag of the saved state, and the 0.2.0 default names whose
+    # untagged state is accepted (see `_check_untagged_state`).
+    _STATE_FAMILY = "AdamW"
+    _UNTAGGED_NAMES = ("adamw", "adamwr")
 
     def __init__(
         self,
@@ -109,7 +116,7 @@ class AdamW(DecoupledWeightDecay):
         exclude_from_weight_decay=None,
         base_learning_rate=None,
         jit_compile=True,
-        name="adamw",
+        name=None,
         **kwargs,
     ):
         super().__init__(
@@ -128,7 +135,7 @@ class AdamW(DecoupledWeightDecay):
         self.beta_1 = check_number("beta_1", beta_1, 0, 1, True, False)
         self.beta_2 = check_number("beta_2", beta_2, 0, 1, True, False)
         self.epsilon = check_number("epsilon", epsilon, 0)
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = check_bool("amsgrad", amsgrad)
 
     def build(self, var_list):
         if self.built:
@@ -241,7 +248,7 @@ class AdamWR(AdamW):
         warmup_steps=0,
         weight_decay=None,
         normalized_weight_decay=None,
-        name="adamwr",
+        name=None,
         **kwargs,
     ):
         schedule, normalized_weight_decay = restart_arguments(

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_adamwr._checks import check_bool
 from keras_adamwr._checks import check_number
 from keras_adamwr._decay import DecoupledWeightDecay
 from keras_adamwr._decay import compute_dtype
@@ -47,7 +48,8 @@ class SGDW(DecoupledWeightDecay):
             learning rate or the peak of a known schedule.
         jit_compile: One XLA computation per step on TensorFlow, as in
             `AdamW`. Defaults to `True`.
-        name: Optimizer name. Defaults to `"sgdw"`.
+        name: Optimizer name. Defaults to `None`: a unique name made
+            from the class name, as Keras does (`"sgdw"`, `"sgdw_1"`, ...).
         **kwargs: Keras optimizer arguments (`clipnorm`, `clipvalue`,
             `global_clipnorm`, `use_ema`, `ema_momentum`,
             `loss_scale_factor`, `gradient_accumulation_steps`).
@@ -61,6 +63,11 @@ class SGDW(DecoupledWeightDecay):
         2019, https://arxiv.org/abs/1711.05101.
     """
 
+    # Layout tag of the saved state, and the 0.2.0 default names whose
+    # untagged state is accepted (see `_check_untagged_state`).
+    _STATE_FAMILY = "SGDW"
+    _UNTAGGED_NAMES = ("sgdw", "sgdwr")
+
     def __init__(
         self,
         learning_rate=0.01,
@@ -73,7 +80,7 @@ class SGDW(DecoupledWeightDecay):
         exclude_from_weight_decay=None,
         base_learning_rate=None,
         jit_compile=True,
-        name="sgdw",
+        name=None,
         **kwargs,
     ):
         super().__init__(
@@ -90,7 +97,7 @@ class SGDW(DecoupledWeightDecay):
             **kwargs,
         )
         self.momentum = check_number("momentum", momentum, 0, 1, True, False)
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool("nesterov", nesterov)
 
     def build(self, var_list):
         if self.built:
@@ -161,7 +168,7 @@ class SGDWR(SGDW):
         warmup_steps=0,
         weight_decay=None,
         normalized_weight_decay=None,
-        name="sgdwr",
+        name=None,
         **kwargs,
     ):
         schedule, normalized_weight_decay = restart_arguments(

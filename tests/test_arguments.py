@@ -43,8 +43,24 @@ INVALID = [
     (AdamW, dict(base_learning_rate=0.0), "base_learning_rate", "> 0"),
     (AdamW, dict(learning_rate=lambda: 1e-3), "base_learning_rate", "> 0"),
     (AdamW, dict(gradient_accumulation_steps=1), "gradient_accumulation_steps", ">= 2"),
-    (AdamW, dict(jit_compile="auto"), "jit_compile", "True, False"),
-    (SGDWR, dict(RESTARTS, jit_compile=None), "jit_compile", "True, False"),
+    (AdamW, dict(jit_compile=2), "jit_compile", "True or False"),
+    (SGDW, dict(nesterov=-1), "nesterov", "True or False"),
+    # Keras' own keywords, passed through to Keras, checked first.
+    (AdamW, dict(clipnorm=-1), "clipnorm", "> 0"),
+    (AdamW, dict(clipvalue=0.0), "clipvalue", "> 0"),
+    (SGDW, dict(global_clipnorm=float("nan")), "global_clipnorm", "> 0"),
+    (AdamW, dict(loss_scale_factor=-2.0), "loss_scale_factor", "> 0"),
+    (AdamW, dict(ema_momentum=1.5), "ema_momentum", "in [0, 1]"),
+    (AdamW, dict(use_ema=True, ema_overwrite_frequency=0), "ema_overwrite_frequency", ">= 1"),
+    (AdamW, dict(gradient_accumulation_steps=float("inf")), "gradient_accumulation_steps", ">= 2"),
+    (SGDW, dict(gradient_accumulation_steps=2.5), "gradient_accumulation_steps", ">= 2"),
+    # A decay factor c_t > 1 flips the weights' sign.
+    (AdamW, dict(weight_decay=1.5), "weight_decay", "c_t <= 1"),
+    (SGDW, dict(learning_rate=2.0, weight_decay=0.6, decay_scaling="learning_rate"),
+     "weight_decay", "c_t <= 1"),
+    (AdamW, dict(normalized_weight_decay=5.0, total_steps=16), "normalized_weight_decay", "c_t <= 1"),
+    (AdamWR, dict(first_cycle_steps=4, normalized_weight_decay=3.0), "normalized_weight_decay",
+     "c_t <= 1"),
     (SGDW, dict(momentum=1.0), "momentum", "in [0, 1)"),
     (SGDW, dict(learning_rate=0.0), "learning_rate", "> 0"),
     (SGDW, dict(weight_decay=-1.0), "weight_decay", ">= 0"),
@@ -78,6 +94,16 @@ def test_invalid_value_names_argument_range_and_value(constructor, kwargs, argum
      "initial_learning_rate"),
     (CosineWarmRestarts, dict(SCHEDULE, first_cycle_steps=None), "first_cycle_steps"),
     (AdamWR, dict(), "first_cycle_steps"),
+    # Flags are not read by their truthiness: "False" and "no" are truthy.
+    (AdamW, dict(amsgrad="False"), "amsgrad"),
+    (SGDW, dict(nesterov="no"), "nesterov"),
+    (AdamW, dict(jit_compile="auto"), "jit_compile"),
+    (SGDWR, dict(RESTARTS, jit_compile=None), "jit_compile"),
+    (AdamW, dict(use_ema="x"), "use_ema"),
+    (AdamW, dict(amsgrad=1.0), "amsgrad"),
+    (AdamW, dict(exclude_from_weight_decay=True), "exclude_from_weight_decay"),
+    (AdamW, dict(exclude_from_weight_decay=["bias", 3]), "exclude_from_weight_decay"),
+    (AdamW, dict(name=3), "name"),
 ])
 def test_wrong_type_is_a_type_error(constructor, kwargs, argument):
     with pytest.raises(TypeError, match=f"`{argument}`"):
@@ -104,3 +130,107 @@ def test_jit_compile_takes_bools_and_their_integer_spellings():
     assert AdamW(jit_compile=1).jit_compile is True
     assert SGDW(jit_compile=np.False_).jit_compile is False
     assert AdamWR(**RESTARTS).jit_compile is True
+
+
+def test_flags_keep_their_value():
+    assert AdamW(amsgrad=np.True_).amsgrad is True
+    assert AdamW(amsgrad=0).amsgrad is False
+    assert SGDW(nesterov=1).nesterov is True
+    assert AdamW(use_ema=np.False_).use_ema is False
+
+
+def test_tampered_config_flag_is_refused():
+    # A .keras config edited by hand: "false" is a truthy string.
+    config = AdamW().get_config()
+    config["amsgrad"] = "false"
+    with pytest.raises(TypeError, match="`amsgrad`"):
+        AdamW.from_config(config)
+
+
+def test_keras_keywords_still_reach_keras():
+    optimizer = SGDW(clipnorm=1.0, use_ema=True, ema_momentum=0.5,
+                     ema_overwrite_frequency=3, gradient_accumulation_steps=2.0)
+    assert (optimizer.clipnorm, optimizer.use_ema, optimizer.ema_momentum) == (1.0, True, 0.5)
+    assert optimizer.ema_overwrite_frequency == 3
+    assert optimizer.gradient_accumulation_steps == 2
+
+
+def test_decay_factor_of_exactly_one_is_allowed_and_larger_ones_are_capped():
+    # c_t = 1 sets the weights to 0 (no sign flip): accepted. Larger factors
+    # that appear only at run time (a scaled schedule) are capped at 1.
+    SGDW(1e-12, weight_decay=1.0, momentum=0.0)
+    optimizer = AdamWR(1.0, first_cycle_steps=4, weight_decay=0.8)
+    variable = keras.Variable(np.ones(2))
+    optimizer.build([variable])
+    optimizer.learning_rate = 2.0  # eta_t = 2, c_t = 1.6 uncapped
+    assert float(optimizer.decay_coefficient()) == 1.0
+    optimizer.apply([np.zeros(2)], [variable])
+    np.testing.assert_array_equal(variable.numpy(), 0.0)
+
+
+def test_default_names_are_unique_as_in_keras():
+    names = [AdamW().name, AdamW().name, SGDW().name, AdamWR(**RESTARTS).name]
+    assert len(set(names)) == 4
+    assert keras.optimizers.AdamW().name.startswith("adam_w") and names[0].startswith("adam_w")
+    assert AdamW(name="mine").name == "mine"
+    assert AdamW.from_config(dict(AdamW().get_config(), name="adamw")).name == "adamw"
+
+
+def test_raw_tf_variable_with_exclusions_builds():
+    import tensorflow as tf
+
+    kernel = tf.Variable(np.ones(2, "float32"), name="kernel")
+    bias = tf.Variable(np.ones(2, "float32"), name="bias")
+    optimizer = SGDW(0.1, weight_decay=0.5, momentum=0.0, exclude_from_weight_decay=["bias"])
+    optimizer.apply([np.zeros(2, "float32")] * 2, [kernel, bias])
+    np.testing.assert_allclose(kernel.numpy(), 0.5)
+    np.testing.assert_allclose(bias.numpy(), 1.0)
+
+
+# The decay convention trap: Keras/PyTorch values in the paper's convention.
+
+def _decay_warnings(**kwargs):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kwargs.pop("constructor", AdamW)(**kwargs)
+    return [w for w in caught if issubclass(w.category, keras_adamwr.DecayConventionWarning)]
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(learning_rate=1e-3, weight_decay=0.004),  # keras.optimizers.AdamW's default
+    dict(learning_rate=1e-3, weight_decay=0.01),  # torch.optim.AdamW's default
+    dict(constructor=AdamWR, learning_rate=1e-3, first_cycle_steps=100, weight_decay=0.05),
+    dict(constructor=SGDW, learning_rate=0.1, weight_decay=5e-3),
+])
+def test_keras_like_weight_decay_warns_with_both_conventions(kwargs):
+    caught = _decay_warnings(**kwargs)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    decay, rate = kwargs["weight_decay"], kwargs["learning_rate"]
+    assert f"by {decay:.4g} per update" in message  # this library's convention
+    assert f"decay of {decay * rate:.3g} per update" in message  # Keras/PyTorch's
+    assert f"weight_decay={decay * rate:.3g}" in message and "decay_scaling='learning_rate'" in message
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(learning_rate=1e-3, weight_decay=1e-4),  # the default, paper-typical
+    dict(learning_rate=1e-3, weight_decay=1e-3),  # the threshold itself
+    dict(constructor=AdamWR, first_cycle_steps=10),  # AdamWR defaults (normalized 0.025)
+    dict(constructor=SGDWR, first_cycle_steps=4, normalized_weight_decay=0.05),
+    dict(normalized_weight_decay=0.05, total_steps=100),
+    dict(learning_rate=1e-3, weight_decay=0.004, decay_scaling="learning_rate"),
+])
+def test_paper_typical_decay_does_not_warn(kwargs):
+    assert _decay_warnings(**kwargs) == []
+
+
+def test_decay_warning_can_be_silenced():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=keras_adamwr.DecayConventionWarning)
+        AdamW(1e-3, weight_decay=0.004)
+    assert not [w for w in caught if issubclass(w.category, keras_adamwr.DecayConventionWarning)]
