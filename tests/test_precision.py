@@ -315,3 +315,54 @@ def test_float16_adamw_zero_gradient_leaves_weight_finite():
     value = keras.ops.convert_to_numpy(variable)
     assert np.isfinite(value).all(), value
     assert value[0] == 0.5
+
+
+# float16/bfloat16 variables: no step larger than the rate allows.
+
+LOW_PRECISION_BITS = {"float16": 10, "bfloat16": 7}  # mantissa bits
+MAGNITUDES = {
+    "float16": [10.0**k for k in range(-7, 3)],
+    "bfloat16": [10.0**k for k in range(-30, 16, 5)],  # g**2 finite in float32
+}
+SWEEP_OPTIMIZERS = {
+    # jit_compile=False: one XLA compile per optimizer would dominate.
+    "adamw": lambda: keras_adamwr.AdamW(1e-2, weight_decay=0.0, jit_compile=False),
+    "amsgrad": lambda: keras_adamwr.AdamW(1e-2, weight_decay=0.0, amsgrad=True,
+                                          jit_compile=False),
+    "sgdw": lambda: keras_adamwr.SGDW(1e-2, weight_decay=0.0, momentum=0.9,
+                                      jit_compile=False),
+}
+
+
+def _largest_step(name, t, gradients, rate=1e-2, beta_1=0.9, beta_2=0.999):
+    """The largest |step| at update t (1-based) in exact arithmetic."""
+    if name == "sgdw":  # m_t = sum momentum**k lr g_{t-k}
+        return rate * np.abs(gradients[:t]).max() * sum(0.9**k for k in range(t))
+    ratio = beta_1**2 / beta_2
+    c_t = (1 - beta_1) ** 2 / (1 - beta_2) * (1 - ratio**t) / (1 - ratio)
+    return rate * np.sqrt(c_t * (1 - beta_2**t)) / (1 - beta_1**t)
+
+
+@pytest.mark.parametrize("dtype", sorted(MAGNITUDES))
+@pytest.mark.parametrize("name", sorted(SWEEP_OPTIMIZERS))
+def test_low_precision_variables_never_step_further_than_the_rate_allows(dtype, name):
+    # Issue: AdamW turned a float16 1.0 into -499.2 in one step with
+    # g = 5e-3 (v underflowed to 0, m did not).
+    rng = np.random.default_rng(0)
+    steps = 12
+    for magnitude in MAGNITUDES[dtype] + [5e-3]:
+        optimizer = SWEEP_OPTIMIZERS[name]()
+        variable = keras.Variable(np.ones(3, "float32"), dtype=dtype)
+        # Mostly one sign (momentum builds up), with noise, at this magnitude.
+        gradients = magnitude * (0.5 + rng.normal(size=(steps, 3)))
+        before = keras.ops.convert_to_numpy(keras.ops.cast(variable, "float32"))
+        for t in range(1, steps + 1):
+            gradient = keras.ops.cast(gradients[t - 1].astype("float32"), dtype)
+            optimizer.apply([gradient], [variable])
+            after = keras.ops.convert_to_numpy(keras.ops.cast(variable, "float32"))
+            actual = np.abs(gradients[:t]).astype("float32")
+            bound = _largest_step(name, t, actual) * (1 + 1e-3)
+            rounding = np.maximum(np.abs(before), np.abs(after)) * 2.0 ** -LOW_PRECISION_BITS[dtype]
+            assert np.all(np.abs(after - before) <= bound + rounding), (
+                magnitude, t, before, after, bound)
+            before = after
