@@ -389,3 +389,130 @@ def test_keras_file_with_an_unregistered_class_raises(optimizer, registered_name
     class_name = registered_name.split(">")[1]
     with pytest.raises(TypeError, match=f"Could not locate class '{class_name}'"):
         keras.models.load_model(path)
+
+
+# 7. State written by keras_adamwr 0.2.0 (tests/data/v0_2_0/make.py) loads;
+#    state of another optimizer class is refused.
+
+V020 = os.path.join(REPOSITORY, "tests", "data", "v0_2_0")
+V020_OPTIMIZERS = {
+    "adamwr": lambda **kw: keras_adamwr.AdamWR(
+        3e-3, first_cycle_steps=4, amsgrad=True, exclude_from_weight_decay=["bias$"], **kw),
+    "sgdw": lambda **kw: keras_adamwr.SGDW(0.05, momentum=0.9, weight_decay=1e-3, **kw),
+}
+
+
+def _v020_arrays(name, prefix):
+    with np.load(os.path.join(V020, f"{name}.npz")) as arrays:
+        return [arrays[f"{prefix}_{i}"] for i in range(len(arrays.files) // 2)]
+
+
+def _assert_v020_resumes(model, name):
+    """Loaded == 0.2.0's saved state (plus scale 1); 8 more updates == 0.2.0's."""
+    optimizer = model.optimizer
+    scale = [] if optimizer.schedule is None else [np.float32(1)]
+    _assert_state(model, _v020_arrays(name, "saved") + scale)
+    _second_half(model)
+    final = _v020_arrays(name, "final") + scale
+    actual = _state(model)
+    assert len(actual) == len(final)
+    for a, b in zip(actual, final):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(V020_OPTIMIZERS))
+def test_v020_keras_file_loads_and_resumes(name):
+    model = keras.models.load_model(os.path.join(V020, f"{name}.keras"))
+    assert model.optimizer.name == {"adamwr": "adamwr", "sgdw": "sgdw"}[name]
+    _assert_v020_resumes(model, name)
+
+
+@pytest.mark.parametrize("name", sorted(V020_OPTIMIZERS))
+@pytest.mark.parametrize("built", [True, False], ids=["built", "unbuilt"])
+def test_v020_weights_file_loads_and_resumes(name, built):
+    model = _compiled(V020_OPTIMIZERS[name](), seed=3)
+    if built:
+        build_optimizer(model)
+    model.load_weights(os.path.join(V020, f"{name}.weights.h5"))
+    if not built:
+        build_optimizer(model)  # assigns the state kept since load_weights
+    _assert_v020_resumes(model, name)
+
+
+@pytest.mark.parametrize("name", sorted(V020_OPTIMIZERS))
+def test_v020_tf_checkpoint_restores(name):
+    model = _compiled(V020_OPTIMIZERS[name](), seed=3)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    status = checkpoint.restore(os.path.join(V020, f"{name}_checkpoint", "ckpt"))
+    build_optimizer(model)
+    status.expect_partial()  # written without a save counter; the state is checked below
+    _assert_v020_resumes(model, name)
+
+
+def test_v020_state_under_a_custom_name_needs_that_name():
+    # 0.2.0 wrote no tag: under a name that is not a 0.2.0 default, the
+    # state could as well be Keras' (see the next test); the saved name
+    # decides, and the error says so.
+    path = os.path.join(V020, "sgdw_named.weights.h5")
+    model = _compiled(V020_OPTIMIZERS["sgdw"]())
+    build_optimizer(model)
+    with pytest.raises(ValueError, match="name='my_sgd'"):
+        model.load_weights(path)
+    model = _compiled(V020_OPTIMIZERS["sgdw"](name="my_sgd"), seed=3)
+    build_optimizer(model)
+    model.load_weights(path)
+    _assert_v020_resumes(model, "sgdw_named")
+    # Its .keras file carries the name in the config: it just loads.
+    keras.models.load_model(os.path.join(V020, "sgdw_named.keras"))
+
+
+@pytest.mark.parametrize("built", [True, False], ids=["built", "unbuilt"])
+def test_keras_sgd_state_is_refused_by_sgdw(built, tmp_path):
+    # Same variable count and shapes, opposite sign of the momentum.
+    source = _compiled(keras.optimizers.SGD(0.05, momentum=0.9), seed=3)
+    _first_half(source)
+    path = tmp_path / "keras_sgd.weights.h5"
+    source.save_weights(path)
+    target = _compiled(keras_adamwr.SGDW(0.05, momentum=0.9))
+    if built:
+        build_optimizer(target)
+    assert len(source.optimizer.variables) == len(build_optimizer(target).variables)
+    with pytest.raises(ValueError, match="-lr \\* g"):
+        target.load_weights(path)
+
+
+@pytest.mark.parametrize("source,target", [
+    (lambda: keras_adamwr.SGDW(0.05, momentum=0.9), lambda: keras_adamwr.AdamW(1e-3)),
+    (lambda: keras_adamwr.AdamW(1e-3), lambda: keras_adamwr.SGDW(0.05, momentum=0.9)),
+])
+def test_state_of_another_keras_adamwr_class_is_refused(source, target, tmp_path):
+    # AdamW's float-rate state has the layout of SGDW(momentum=0.9) with
+    # twice the variables; a tag names the class whatever the counts.
+    model = _compiled(source())
+    build_optimizer(model)
+    path = tmp_path / "state.weights.h5"
+    model.save_weights(path)
+    other = _compiled(target())
+    build_optimizer(other)
+    with pytest.raises(ValueError, match="format 'keras_adamwr"):
+        other.load_weights(path)
+
+
+def test_saved_state_carries_the_format_tag(tmp_path):
+    import h5py
+
+    model = _compiled(keras_adamwr.SGDWR(0.05, first_cycle_steps=3))
+    build_optimizer(model)
+    model.save_weights(tmp_path / "w.weights.h5")
+    with h5py.File(tmp_path / "w.weights.h5") as file:
+        group = file["optimizer"]["vars"]
+        tag = bytes(np.asarray(group["keras_adamwr_format"])).decode()
+        assert tag == "keras_adamwr.SGDW/1"
+        # Keras' keys stay "0" ... "n-1", one per variable, in order.
+        assert sorted(k for k in group if k.isdigit()) == sorted(
+            str(i) for i in range(len(model.optimizer.variables)))
+    # Keras' own SGD skips such a file (it counts one key more), with a warning.
+    keras_model = _compiled(keras.optimizers.SGD(0.05, momentum=0.9))
+    build_optimizer(keras_model)
+    with pytest.warns(UserWarning, match="Skipping variable loading"):
+        keras_model.load_weights(tmp_path / "w.weights.h5")
