@@ -54,9 +54,14 @@ def restore_training_state(path, model):
     loaded = tf.saved_model.load(os.fspath(path))
     build_optimizer(model)
     pairs = []
+    optimizer_variables = list(model.optimizer.variables)
+    scale = getattr(model.optimizer, "_learning_rate_scale", None)
+    if (scale is not None and optimizer_variables[-1] is scale
+            and len(loaded.optimizer_variables) == len(optimizer_variables) - 1):
+        optimizer_variables.pop()  # 0.2.0 state: no scale yet, it stays 1
     for kind, saved, current in (
             ("model", loaded.model_variables, model.variables),
-            ("optimizer", loaded.optimizer_variables, model.optimizer.variables)):
+            ("optimizer", loaded.optimizer_variables, optimizer_variables)):
         if len(saved) != len(current):
             raise ValueError(
                 f"The SavedModel at {path} holds {len(saved)} {kind} variables, "

@@ -62,3 +62,25 @@ def test_schedule_is_evaluated_at_weight_updates_not_micro_batches():
     expected = [float(schedule(i // 3)) for i in range(12)]
     np.testing.assert_allclose(rates, expected, rtol=1e-7)
     assert int(optimizer.iterations) == 4
+
+
+def test_h5_store_keeps_the_optimizer_name_beside_its_variables(tmp_path):
+    # `_decay._saved_optimizer_name` reads it to tell a 0.2.0 file (no tag)
+    # from another optimizer's.
+    from keras_adamwr._decay import _saved_optimizer_name
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(momentum=0.9, name="some_sgd"), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    model.save_weights(tmp_path / "w.weights.h5")
+    seen = []
+
+    class Probe(keras_adamwr.SGDW):
+        def load_own_variables(self, store):
+            seen.append(_saved_optimizer_name(store))
+
+    probe = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    probe.compile(optimizer=Probe(), loss="mse")
+    probe.optimizer.build(probe.trainable_variables)
+    probe.load_weights(tmp_path / "w.weights.h5")
+    assert seen == ["some_sgd"]
