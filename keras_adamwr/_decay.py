@@ -481,7 +481,8 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
             # lines up (it just lacks this one, see `_assign_state`).
             self._learning_rate_scale = self.add_variable(
                 (), initializer=keras.initializers.Constant(self._scratch.pending_scale),
-                dtype="float32", name="learning_rate_scale",
+                dtype="float32", aggregation="only_first_replica",
+                name="learning_rate_scale",
             )
         pending, self._scratch.pending_state = self._scratch.pending_state, None
         if pending is None:

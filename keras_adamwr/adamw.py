@@ -58,7 +58,11 @@ class AdamW(DecoupledWeightDecay):
             (which needs `base_learning_rate` unless
             `decay_scaling="learning_rate"`). Defaults to `0.001`.
         weight_decay: `lambda`, a float >= 0. Defaults to `1e-4` (paper
-            convention) unless `normalized_weight_decay` is given.
+            convention) unless `normalized_weight_decay` is given. A value
+            above 1e-3 with `decay_scaling="schedule"` warns
+            (`keras_adamwr.DecayConventionWarning`): it is probably a
+            Keras/PyTorch value, about `1 / learning_rate` times too strong
+            here. A decay factor above 1 per update is refused.
         beta_1: Decay of the first moment, in [0, 1). Defaults to `0.9`.
         beta_2: Decay of the second moment, in [0, 1). Defaults to `0.999`.
         epsilon: Added to `sqrt(v_hat)`, >= 0. Defaults to `1e-8`.
