@@ -65,9 +65,9 @@ def test_schedule_is_evaluated_at_weight_updates_not_micro_batches():
 
 
 def test_h5_store_keeps_the_optimizer_name_beside_its_variables(tmp_path):
-    # `_decay._saved_optimizer_name` reads it to tell a 0.2.0 file (no tag)
+    # `_state._saved_optimizer_name` reads it to tell a 0.2.0 file (no tag)
     # from another optimizer's.
-    from keras_adamwr._decay import _saved_optimizer_name
+    from keras_adamwr._state import _saved_optimizer_name
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(momentum=0.9, name="some_sgd"), loss="mse")

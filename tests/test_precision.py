@@ -366,3 +366,10 @@ def test_low_precision_variables_never_step_further_than_the_rate_allows(dtype, 
             assert np.all(np.abs(after - before) <= bound + rounding), (
                 magnitude, t, before, after, bound)
             before = after
+
+
+def test_issue_case_float16_adamw_step_is_the_rate():
+    # One step with g = 5e-3 used to turn 1.0 into -499.2; float32 gives 0.999.
+    variable = keras.Variable(np.ones(2, "float16"), dtype="float16")
+    keras_adamwr.AdamW(1e-3, weight_decay=0.0).apply([np.full(2, 5e-3, "float16")], [variable])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), 0.999, atol=5e-4)
