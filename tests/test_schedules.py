@@ -12,12 +12,18 @@ from tests import reference
 
 CONFIGS = [
     dict(first_cycle_steps=1, t_mul=2.0),
-    dict(first_cycle_steps=3, t_mul=1.5, m_mul=0.8, alpha=0.1),
-    dict(first_cycle_steps=10, t_mul=1.0, alpha=0.2),
+    dict(first_cycle_steps=3, t_mul=1.5, m_mul=0.8, min_lr_ratio=0.1),
+    dict(first_cycle_steps=10, t_mul=1.0, min_lr_ratio=0.2),
     dict(first_cycle_steps=5, t_mul=3.0, m_mul=0.5, warmup_steps=4),
     dict(first_cycle_steps=7, t_mul=1.1, warmup_steps=1),
     dict(first_cycle_steps=40, t_mul=0.75),  # shrinking cycles, limit 160
     dict(first_cycle_steps=1, t_mul=0.5),
+    dict(first_cycle_steps=5, t_mul=2.0, cycle_limit=3, min_lr_ratio=0.1),
+    dict(first_cycle_steps=6, t_mul=1.0, cycle_limit=4, warmup_steps=5,
+         warmup_start_ratio=0.2),
+    dict(first_cycle_steps=4, t_mul=1.5, m_mul=0.5, cycle_limit=7, warmup_steps=3,
+         warmup_start_ratio=0.5),
+    dict(first_cycle_steps=40, t_mul=0.75, cycle_limit=5),
 ]
 
 
@@ -92,14 +98,15 @@ def test_warmup_then_first_cycle():
 
 
 def test_shrinking_cycles_end_at_the_floor():
-    schedule = CosineWarmRestarts(1.0, 1, t_mul=0.5, alpha=0.25)
+    schedule = CosineWarmRestarts(1.0, 1, t_mul=0.5, min_lr_ratio=0.25)
     np.testing.assert_allclose(schedule(np.arange(5)), [1.0, 1.0, 0.25, 0.25, 0.25])
     assert not np.isnan(float(schedule(10**6)))
 
 
 @pytest.mark.parametrize("mode", ["function", "xla"])
 def test_eager_function_and_xla_agree(mode):
-    schedule = CosineWarmRestarts(0.1, 3, t_mul=1.5, m_mul=0.7, alpha=0.05, warmup_steps=2)
+    schedule = CosineWarmRestarts(0.1, 3, t_mul=1.5, m_mul=0.7, min_lr_ratio=0.05,
+                                  warmup_steps=2)
     steps = tf.range(0, 5000, dtype="int64")
     compiled = tf.function(
         lambda s: (schedule(s), schedule.cycle_position(s)[0]), jit_compile=(mode == "xla"))
@@ -123,7 +130,7 @@ def test_python_helpers():
 
 
 def test_config_round_trip():
-    schedule = CosineWarmRestarts(0.3, 11, t_mul=1.5, m_mul=0.9, alpha=0.1,
+    schedule = CosineWarmRestarts(0.3, 11, t_mul=1.5, m_mul=0.9, min_lr_ratio=0.1,
                                   warmup_steps=5, name="sgdr")
     restored = keras.optimizers.schedules.deserialize(
         keras.optimizers.schedules.serialize(schedule))
