@@ -100,6 +100,16 @@ def _resolve_steps(kind, steps, epochs, steps_per_epoch, minimum, required):
     return int(exact)
 
 
+def _counter_tensor(step):
+    """`step` as the backend's counter dtype, and that dtype's largest value
+    (JAX's iteration counter is int32, TensorFlow's int64)."""
+    jax = keras.backend.backend() == "jax"
+    step = ops.convert_to_tensor(step)
+    if "int" not in keras.backend.standardize_dtype(step.dtype):
+        step = ops.floor(step)
+    return ops.cast(step, "int32" if jax else "int64"), _INT32_MAX if jax else MAX_STEP
+
+
 def _number(value):
     """A checked epoch count as a plain float (or None) for the config."""
     return None if value is None else float(value)
@@ -261,13 +271,8 @@ class CosineWarmRestarts(keras.optimizers.schedules.LearningRateSchedule):
         compiled functions; exact for every step of an int64 counter (and
         of JAX's int32 one).
         """
-        jax = keras.backend.backend() == "jax"
-        counter = "int32" if jax else "int64"
-        largest = _INT32_MAX if jax else MAX_STEP
-        step = ops.convert_to_tensor(step)
-        if "int" not in keras.backend.standardize_dtype(step.dtype):
-            step = ops.floor(step)
-        step = ops.cast(step, counter)
+        step, largest = _counter_tensor(step)
+        counter = keras.backend.standardize_dtype(step.dtype)
         cycle_steps = ops.maximum(step - min(self.warmup_steps, largest), 0)
         if self.t_mul == 1.0:
             length = ops.full_like(ops.cast(step, "float32"), self.first_cycle_steps)
@@ -307,10 +312,14 @@ class CosineWarmRestarts(keras.optimizers.schedules.LearningRateSchedule):
         cosine = 0.5 * peak * (1.0 + ops.cos(math.pi * fraction))
         eta = (1.0 - self.min_lr_ratio) * cosine + self.min_lr_ratio
         if self.warmup_steps:
-            float_step = ops.cast(step, "float32")
+            step, largest = _counter_tensor(step)
             start = self.warmup_start_ratio
-            warm = start + (1.0 - start) * (float_step / self.warmup_steps)
-            eta = ops.where(float_step < self.warmup_steps, warm, eta)
+            ramp = ops.cast(step, "float32") / float(self.warmup_steps)
+            warm = start + (1.0 - start) * ramp
+            if self.warmup_steps > largest:  # the counter never gets there
+                eta = warm
+            else:
+                eta = ops.where(step < self.warmup_steps, warm, eta)
         return eta
 
     def __call__(self, step):
