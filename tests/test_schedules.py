@@ -42,6 +42,11 @@ def test_every_step_matches_loop_reference(config):
     np.testing.assert_allclose([schedule.multiplier(t) for t in range(steps)],
                                etas, rtol=1e-12, atol=1e-12)
     assert [schedule.cycle_index(t) for t in range(steps)] == cycles
+    compiled = tf.function(lambda s: (schedule(s), schedule.cycle_position(s)[0]),
+                           jit_compile=True)
+    rates, index = compiled(tf.range(steps, dtype="int64"))
+    np.testing.assert_array_equal(index, cycles)
+    np.testing.assert_allclose(rates, 2.0 * np.array(etas), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("t_mul", [1.0, 1.5, 2.0, 3.0])
