@@ -13,6 +13,9 @@ from keras_adamwr.saving import build_optimizer
 from keras_adamwr.saving import export_training_state
 from keras_adamwr.saving import restore_training_state
 from keras_adamwr.schedules import CosineWarmRestarts
+from keras_adamwr.schedules import batches_per_epoch
+from keras_adamwr.schedule_view import plot_schedule
+from keras_adamwr.schedule_view import schedule_table
 from keras_adamwr.sgdw import SGDW
 from keras_adamwr.sgdw import SGDWR
 from keras_adamwr.snapshots import snapshot_ensemble_predict
@@ -32,4 +35,7 @@ __all__ = [
     "export_training_state",
     "restore_training_state",
     "__version__",
+    "batches_per_epoch",
+    "plot_schedule",
+    "schedule_table",
 ]

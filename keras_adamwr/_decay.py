@@ -85,19 +85,32 @@ def peak_learning_rate(learning_rate):
     return float(max(peak, getattr(learning_rate, "warmup_target", None) or 0))
 
 
-def restart_arguments(
-    learning_rate, first_cycle_steps, t_mul, m_mul, alpha, warmup_steps,
-    weight_decay, normalized_weight_decay,
-):
+RESTART_ARGUMENTS = (
+    "first_cycle_steps", "t_mul", "m_mul", "min_lr_ratio", "warmup_steps",
+    "steps_per_epoch", "first_cycle_epochs", "warmup_epochs", "cycle_limit",
+    "warmup_start_ratio",
+)
+
+
+def restart_arguments(learning_rate, schedule_arguments, weight_decay,
+                      normalized_weight_decay, kwargs):
     """`(schedule, normalized_weight_decay)` for AdamWR and SGDWR.
 
-    Normalized decay at 0.025 is the default unless a raw decay is given.
+    `schedule_arguments` holds the `CosineWarmRestarts` arguments
+    (`RESTART_ARGUMENTS`). Normalized decay at 0.025 is the default unless
+    a raw decay is given. `alpha` is refused: the paper's alpha is the
+    base rate, Keras' the floor.
     """
+    if "alpha" in kwargs:
+        raise ValueError(
+            "Argument `alpha` is ambiguous here: the paper's alpha is the "
+            "base learning rate (pass `learning_rate=`), Keras' alpha is the "
+            "floor as a fraction of the peak (pass `min_lr_ratio=`). "
+            f"Received: alpha={kwargs['alpha']!r}"
+        )
     if weight_decay is None and normalized_weight_decay is None:
         normalized_weight_decay = 0.025
-    schedule = CosineWarmRestarts(
-        learning_rate, first_cycle_steps, t_mul, m_mul, alpha, warmup_steps
-    )
+    schedule = CosineWarmRestarts(learning_rate, **schedule_arguments)
     return schedule, normalized_weight_decay
 
 
@@ -114,6 +127,15 @@ def _path(variable):
     """`variable.path`, or the name of a raw `tf.Variable` (as Keras)."""
     path = getattr(variable, "path", None)
     return path if isinstance(path, str) else variable.name
+
+
+def restart_from_config(config):
+    """A saved AdamWR/SGDWR config for the constructor: 0.2.0 configs name
+    the floor `alpha`."""
+    config = dict(config)
+    if "alpha" in config:
+        config["min_lr_ratio"] = config.pop("alpha")
+    return config
 
 
 def compute_dtype(variable):

@@ -9,6 +9,7 @@ from keras_adamwr._decay import DecoupledWeightDecay
 from keras_adamwr._decay import compute_dtype
 from keras_adamwr._decay import restart_arguments
 from keras_adamwr._decay import restart_config
+from keras_adamwr._decay import restart_from_config
 
 
 @keras.saving.register_keras_serializable(package="keras_adamwr")
@@ -232,27 +233,41 @@ class AdamW(DecoupledWeightDecay):
 class AdamWR(AdamW):
     """AdamW with cosine warm restarts and per-restart normalized decay.
 
-    `AdamW(learning_rate=CosineWarmRestarts(learning_rate, first_cycle_steps,
-    t_mul, m_mul, alpha, warmup_steps), normalized_weight_decay=...)` in
-    one object: the rate restarts after `first_cycle_steps`,
-    `first_cycle_steps * (1 + t_mul)`, ... updates, and `lambda_t =
+    `AdamW(learning_rate=CosineWarmRestarts(learning_rate, ...),
+    normalized_weight_decay=...)` in one object: the rate restarts after
+    `T_0`, `T_0 * (1 + t_mul)`, ... updates (or epochs), and `lambda_t =
     lambda_norm / sqrt(T_i)` changes at every restart (`T_i` the current
-    cycle length in steps). Express cycles in epochs as
-    `first_cycle_steps = steps_per_epoch * epochs`.
+    cycle length in steps). `optimizer.schedule` is the schedule, with
+    `restart_steps(n)` and `cycle_end_epochs(budget)`.
 
     Args:
-        learning_rate: Peak rate `alpha`, a float > 0. Defaults to `0.001`.
-        first_cycle_steps: Length of the first cycle in weight updates, an
-            integer >= 1. Required.
+        learning_rate: Peak rate `alpha` of the paper, a float > 0.
+            Defaults to `0.001`.
+        first_cycle_steps: Length `T_0` of the first cycle in weight
+            updates, an integer >= 1. Give it or `first_cycle_epochs`.
         t_mul: Cycle length factor, as in `CosineWarmRestarts`. Defaults
             to `2.0`.
-        m_mul: Peak factor per restart. Defaults to `1.0`.
-        alpha: Floor as a fraction of the peak. Defaults to `0.0`.
+        m_mul: Peak factor per restart, in [0, 1]. Defaults to `1.0`.
+        min_lr_ratio: Floor as a fraction of the peak, in [0, 1] (Keras'
+            `alpha`; `alpha=` is refused here, as it could also mean
+            `learning_rate`). Defaults to `0.0`.
         warmup_steps: Linear warm-up steps. Defaults to `0`.
         weight_decay: A raw `lambda` instead of normalized decay. Defaults
             to `None`.
         normalized_weight_decay: `lambda_norm`. Defaults to `0.025` unless
             `weight_decay` is given.
+        name: Optimizer name. Defaults to `"adamwr"`.
+        steps_per_epoch: Weight updates per epoch (see
+            `keras_adamwr.batches_per_epoch`), for the `*_epochs`
+            arguments. Defaults to `None`.
+        first_cycle_epochs: `T_0` in epochs instead of steps. Defaults to
+            `None`.
+        warmup_epochs: Warm-up in epochs instead of steps. Defaults to
+            `None`.
+        cycle_limit: Number of cycles; after them the rate (and the decay)
+            stays at the floor. Defaults to `None` (no limit).
+        warmup_start_ratio: First warm-up rate as a fraction of the peak.
+            Defaults to `0.0`.
         **kwargs: The other `AdamW` arguments (`beta_1`, `beta_2`,
             `epsilon`, `amsgrad`, `decay_scaling`,
             `exclude_from_weight_decay`, `jit_compile`) and Keras optimizer
@@ -260,10 +275,12 @@ class AdamWR(AdamW):
 
     Examples:
 
-        >>> steps_per_epoch = 50_000 // 128
-        >>> model.compile(
-        ...     optimizer=keras_adamwr.AdamWR(1e-3, first_cycle_steps=10 * steps_per_epoch),
-        ...     loss="sparse_categorical_crossentropy")
+        >>> steps_per_epoch = keras_adamwr.batches_per_epoch(50_000, 128)  # 391
+        >>> optimizer = keras_adamwr.AdamWR(
+        ...     1e-3, first_cycle_epochs=1, steps_per_epoch=steps_per_epoch)
+        >>> optimizer.schedule.cycle_end_epochs(40)  # restarts after epochs
+        [1.0, 3.0, 7.0, 15.0, 31.0]
+        >>> model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
 
     References:
         Loshchilov & Hutter, https://arxiv.org/abs/1711.05101 (AdamWR) and
@@ -276,16 +293,27 @@ class AdamWR(AdamW):
         first_cycle_steps=None,
         t_mul=2.0,
         m_mul=1.0,
-        alpha=0.0,
-        warmup_steps=0,
+        min_lr_ratio=0.0,
+        warmup_steps=None,
         weight_decay=None,
         normalized_weight_decay=None,
         name=None,
+        steps_per_epoch=None,
+        first_cycle_epochs=None,
+        warmup_epochs=None,
+        cycle_limit=None,
+        warmup_start_ratio=0.0,
         **kwargs,
     ):
         schedule, normalized_weight_decay = restart_arguments(
-            learning_rate, first_cycle_steps, t_mul, m_mul, alpha,
-            warmup_steps, weight_decay, normalized_weight_decay,
+            learning_rate,
+            dict(first_cycle_steps=first_cycle_steps, t_mul=t_mul, m_mul=m_mul,
+                 min_lr_ratio=min_lr_ratio, warmup_steps=warmup_steps,
+                 steps_per_epoch=steps_per_epoch,
+                 first_cycle_epochs=first_cycle_epochs,
+                 warmup_epochs=warmup_epochs, cycle_limit=cycle_limit,
+                 warmup_start_ratio=warmup_start_ratio),
+            weight_decay, normalized_weight_decay, kwargs,
         )
         super().__init__(
             learning_rate=schedule,
@@ -294,6 +322,10 @@ class AdamWR(AdamW):
             name=name,
             **kwargs,
         )
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return super().from_config(restart_from_config(config), custom_objects)
 
     def get_config(self):
         return restart_config(super().get_config(), self.schedule)

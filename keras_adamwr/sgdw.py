@@ -9,6 +9,7 @@ from keras_adamwr._decay import DecoupledWeightDecay
 from keras_adamwr._decay import compute_dtype
 from keras_adamwr._decay import restart_arguments
 from keras_adamwr._decay import restart_config
+from keras_adamwr._decay import restart_from_config
 
 
 @keras.saving.register_keras_serializable(package="keras_adamwr")
@@ -139,20 +140,27 @@ class SGDWR(SGDW):
 
     Args:
         learning_rate: Peak rate, a float > 0. Defaults to `0.05`.
-        first_cycle_steps: First cycle length in updates. Required.
+        first_cycle_steps: First cycle length in updates. Give it or
+            `first_cycle_epochs`.
         t_mul: Cycle length factor, as in `CosineWarmRestarts`. Defaults
             to `2.0`.
-        m_mul: Peak factor per restart. Defaults to `1.0`.
-        alpha: Floor as a fraction of the peak. Defaults to `0.0`.
+        m_mul: Peak factor per restart, in [0, 1]. Defaults to `1.0`.
+        min_lr_ratio: Floor as a fraction of the peak (`alpha=` is
+            refused, as in `AdamWR`). Defaults to `0.0`.
         warmup_steps: Linear warm-up steps. Defaults to `0`.
         weight_decay: A raw `lambda` instead. Defaults to `None`.
         normalized_weight_decay: Defaults to `0.025` unless `weight_decay`
             is given.
+        name: Optimizer name. Defaults to `"sgdwr"`.
+        steps_per_epoch, first_cycle_epochs, warmup_epochs, cycle_limit,
+            warmup_start_ratio: As in `AdamWR`. Default to `None`, `None`,
+            `None`, `None`, `0.0`.
         **kwargs: The other `SGDW` and Keras optimizer arguments.
 
     Examples:
 
-        >>> optimizer = keras_adamwr.SGDWR(0.05, first_cycle_steps=391)
+        >>> optimizer = keras_adamwr.SGDWR(0.05, first_cycle_epochs=10,
+        ...                                steps_per_epoch=391)
 
     References:
         https://arxiv.org/abs/1711.05101, https://arxiv.org/abs/1608.03983.
@@ -164,16 +172,27 @@ class SGDWR(SGDW):
         first_cycle_steps=None,
         t_mul=2.0,
         m_mul=1.0,
-        alpha=0.0,
-        warmup_steps=0,
+        min_lr_ratio=0.0,
+        warmup_steps=None,
         weight_decay=None,
         normalized_weight_decay=None,
         name=None,
+        steps_per_epoch=None,
+        first_cycle_epochs=None,
+        warmup_epochs=None,
+        cycle_limit=None,
+        warmup_start_ratio=0.0,
         **kwargs,
     ):
         schedule, normalized_weight_decay = restart_arguments(
-            learning_rate, first_cycle_steps, t_mul, m_mul, alpha,
-            warmup_steps, weight_decay, normalized_weight_decay,
+            learning_rate,
+            dict(first_cycle_steps=first_cycle_steps, t_mul=t_mul, m_mul=m_mul,
+                 min_lr_ratio=min_lr_ratio, warmup_steps=warmup_steps,
+                 steps_per_epoch=steps_per_epoch,
+                 first_cycle_epochs=first_cycle_epochs,
+                 warmup_epochs=warmup_epochs, cycle_limit=cycle_limit,
+                 warmup_start_ratio=warmup_start_ratio),
+            weight_decay, normalized_weight_decay, kwargs,
         )
         super().__init__(
             learning_rate=schedule,
@@ -182,6 +201,10 @@ class SGDWR(SGDW):
             name=name,
             **kwargs,
         )
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return super().from_config(restart_from_config(config), custom_objects)
 
     def get_config(self):
         return restart_config(super().get_config(), self.schedule)

@@ -54,12 +54,22 @@ def decay_mask():
 if __name__ == "__main__":
     schedule = keras_adamwr.CosineWarmRestarts(1.0, 1)
     cycles = schedule.cycle_position(np.array([8191, 2**31 - 1], "int32"))[0]
+    # Lengths past what an int32 counter holds, a cycle limit, a table cut
+    # at 2**31 - 1 (the JAX counter) from one made for int64.
+    largest = np.array(2**31 - 1, "int32")
+    big = keras_adamwr.CosineWarmRestarts(1.0, 2**40, t_mul=1.0, warmup_steps=2**50)
+    limited = keras_adamwr.CosineWarmRestarts(1.0, 3, cycle_limit=2, min_lr_ratio=0.5)
+    grown = keras_adamwr.CosineWarmRestarts(1.0, 3, t_mul=1.5)
+    limits = [float(big(largest)), float(limited(np.array(9, "int32"))), float(limited(largest)),
+              int(keras.ops.convert_to_numpy(grown.cycle_position(largest)[0])),
+              float(grown(largest))]
     mask, updates, compiled = decay_mask()
     print(json.dumps({
         "backend": keras.backend.backend(),
         "adamw": lockstep(keras_adamwr.AdamW, reference.adamw_reference, amsgrad=True),
         "sgdw": lockstep(keras_adamwr.SGDW, reference.sgdw_reference, nesterov=True),
         "cycles": [int(c) for c in keras.ops.convert_to_numpy(cycles)],
+        "limits": limits,
         "mask": mask,
         "updates": updates,
         "compiled_functions": compiled,  # jit_compile's XLA update: TF only

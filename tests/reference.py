@@ -15,30 +15,36 @@ import numpy as np
 
 
 def schedule_reference(num_steps, first_cycle_steps, t_mul=2.0, m_mul=1.0,
-                       alpha=0.0, warmup_steps=0):
+                       min_lr_ratio=0.0, warmup_steps=0, cycle_limit=None,
+                       warmup_start_ratio=0.0):
     """Walks steps 0..num_steps-1; returns (eta, cycle index, T_i) lists.
 
-    `eta_t = alpha + (1 - alpha) * m_mul**i * 0.5 * (1 + cos(pi T_cur/T_i))`;
-    `T_cur` grows by one per step; when it reaches `T_i` the run restarts:
-    `T_cur -= T_i`, `T_i *= t_mul`, `i += 1`. Warm-up: `eta = step / W`.
+    `eta_t = r + (1 - r) * m_mul**i * 0.5 * (1 + cos(pi T_cur/T_i))` with
+    `r = min_lr_ratio`; `T_cur` grows by one per step; when it reaches `T_i`
+    the run restarts: `T_cur -= T_i`, `T_i *= t_mul`, `i += 1`, unless that
+    was cycle number `cycle_limit`: then eta stays at `r` (the last cycle,
+    over). Warm-up: `eta = s + (1 - s) * step / W`, `s = warmup_start_ratio`.
     """
     t_mul = Fraction(t_mul)
     t_i, t_cur, index = Fraction(first_cycle_steps), Fraction(0), 0
     etas, cycles, lengths = [], [], []
     for step in range(num_steps):
         if step < warmup_steps:
-            etas.append(step / warmup_steps)
+            etas.append(warmup_start_ratio + (1 - warmup_start_ratio) * step / warmup_steps)
             cycles.append(0)
             lengths.append(float(t_i))
             continue
         exhausted = t_mul < 1 and t_cur >= t_i / (1 - t_mul)
         while not exhausted and t_cur >= t_i:
+            if cycle_limit is not None and index + 1 == cycle_limit:
+                exhausted = True
+                break
             t_cur -= t_i
             t_i *= t_mul
             index += 1
         fraction = 1.0 if exhausted else float(t_cur / t_i)
         cosine = 0.5 * m_mul**index * (1 + math.cos(math.pi * fraction))
-        etas.append(alpha + (1 - alpha) * cosine)
+        etas.append(min_lr_ratio + (1 - min_lr_ratio) * cosine)
         cycles.append(index)
         lengths.append(float(t_i))
         t_cur += 1

@@ -36,3 +36,11 @@ def test_jax_backend_matches_reference_and_tensorflow():
     assert jax["mask"] == tensorflow["mask"] == [True, True, False, True, True, False]
     assert tensorflow["adamw"] < 2e-5 and tensorflow["sgdw"] < 2e-5
     assert tensorflow["compiled_functions"] == 1
+    import keras_adamwr
+
+    grown = keras_adamwr.CosineWarmRestarts(1.0, 3, t_mul=1.5)
+    expected = [(2**31 - 1) / 2**50, 0.5, 0.5, grown.cycle_index(2**31 - 1),
+                grown.multiplier(2**31 - 1)]
+    for backend in (jax, tensorflow):
+        assert backend["limits"][3] == expected[3]
+        assert backend["limits"] == pytest.approx(expected, rel=1e-5)

@@ -10,7 +10,7 @@ from tests import reference
 
 STEPS = 120
 TOLERANCE = {"float16": 2e-2, "float64": 1e-10, "float32": 2e-5}
-SCHEDULE = dict(first_cycle_steps=7, t_mul=2.0, m_mul=0.9, alpha=0.05, warmup_steps=3)
+SCHEDULE = dict(first_cycle_steps=7, t_mul=2.0, m_mul=0.9, min_lr_ratio=0.05, warmup_steps=3)
 
 # name -> (constructor, reference, keyword arguments for both)
 OPTIMIZERS = {
@@ -66,7 +66,7 @@ def test_lockstep_with_paper(name, dtype, restarts, normalized, jit_compile):
             multiplier = tf.function(multiplier, jit_compile=True)
         etas = [float(multiplier(tf.constant(t, "int64"))) for t in range(STEPS)]
         _, _, lengths = reference.schedule_reference(STEPS, **{
-            k: v for k, v in SCHEDULE.items() if k != "m_mul" and k != "alpha"})
+            k: v for k, v in SCHEDULE.items() if k != "m_mul" and k != "min_lr_ratio"})
     else:
         schedule, etas, lengths = alpha, [1.0] * STEPS, [STEPS] * STEPS
     decay = dict(normalized_weight_decay=0.3) if normalized else dict(weight_decay=0.02)

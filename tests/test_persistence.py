@@ -43,7 +43,7 @@ OPTIMIZERS = {
         3e-3, first_cycle_steps=4, amsgrad=True, exclude_from_weight_decay=["bias$"]),
     # cycles end after 3, 8, 15: saved inside cycle 1, resumed across 8 and 15.
     "sgdwr": lambda: keras_adamwr.SGDWR(
-        0.05, first_cycle_steps=3, t_mul=1.5, m_mul=0.8, alpha=0.1),
+        0.05, first_cycle_steps=3, t_mul=1.5, m_mul=0.8, min_lr_ratio=0.1),
     # lambda = 0.05 / sqrt(15); the float learning rate is a saved variable too.
     "adamw_normalized": lambda: keras_adamwr.AdamW(
         3e-3, normalized_weight_decay=0.05, total_steps=FINAL),

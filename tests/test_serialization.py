@@ -106,3 +106,41 @@ def test_exclusions_and_schedule_survive_load_model(tmp_path):
     # the schedule's scale (settable learning rate, added in 0.3.0).
     assert len(optimizer.variables) == len(model.optimizer.variables) == 1 + 3 * 4 + 1
     assert optimizer.variables[-1].path.endswith("learning_rate_scale")
+
+
+def test_epoch_arguments_survive_load_model(tmp_path):
+    model = _model()
+    model.compile(optimizer=keras_adamwr.SGDWR(
+        0.05, first_cycle_epochs=1, steps_per_epoch=4, warmup_epochs=0.5, t_mul=1.5,
+        cycle_limit=3, warmup_start_ratio=0.1, min_lr_ratio=0.05),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    _train(model, 1)
+    model.save(tmp_path / "m.keras")
+    restored = keras.models.load_model(tmp_path / "m.keras").optimizer
+    config = restored.get_config()
+    assert config == model.optimizer.get_config()
+    assert (config["first_cycle_epochs"], config["steps_per_epoch"], config["warmup_epochs"],
+            config["cycle_limit"], config["warmup_start_ratio"], config["min_lr_ratio"]) == (
+        1.0, 4.0, 0.5, 3, 0.1, 0.05)
+    assert config["first_cycle_steps"] is None and config["warmup_steps"] is None
+    assert restored.schedule.restart_steps(4) == [6, 12, 21, 21]  # 2 + 4, 6, 9
+    steps = np.arange(40)
+    np.testing.assert_array_equal(restored.schedule(steps), model.optimizer.schedule(steps))
+
+
+@pytest.mark.parametrize("name", ["AdamWR", "SGDWR"])
+def test_0_2_0_configs_with_alpha_load(name):
+    # As keras_adamwr 0.2.0 saved them: the floor was called `alpha`.
+    config = getattr(keras_adamwr, name)(first_cycle_steps=5, min_lr_ratio=0.2).get_config()
+    for key in ("min_lr_ratio", "steps_per_epoch", "first_cycle_epochs", "warmup_epochs",
+                "cycle_limit", "warmup_start_ratio"):
+        del config[key]
+    config["alpha"], config["warmup_steps"] = 0.2, 0
+    serialized = {"module": "keras_adamwr.adamw", "class_name": name, "config": config,
+                  "registered_name": f"keras_adamwr>{name}"}
+    restored = keras.optimizers.deserialize(serialized)
+    assert restored.schedule.min_lr_ratio == 0.2
+    assert restored.schedule.multiplier(5 - 1) > 0.2 and restored.schedule.cycle_limit is None
+    schedule = {"initial_learning_rate": 1.0, "first_cycle_steps": 10, "t_mul": 2.0,
+                "m_mul": 1.0, "alpha": 0.3, "warmup_steps": 0, "name": "CosineWarmRestarts"}
+    assert keras_adamwr.CosineWarmRestarts.from_config(schedule).min_lr_ratio == 0.3
