@@ -130,8 +130,6 @@ def test_invalid_value_names_argument_range_and_value(constructor, kwargs, argum
     (AdamW, dict(weight_decay=CosineWarmRestarts(1.0, 10)), "weight_decay"),
     (CosineWarmRestarts, dict(SCHEDULE, initial_learning_rate=CosineWarmRestarts(1.0, 10)),
      "initial_learning_rate"),
-    (CosineWarmRestarts, dict(SCHEDULE, first_cycle_steps=None), "first_cycle_steps"),
-    (AdamWR, dict(), "first_cycle_steps"),
     # Flags are not read by their truthiness: "False" and "no" are truthy.
     (AdamW, dict(amsgrad="False"), "amsgrad"),
     (SGDW, dict(nesterov="no"), "nesterov"),
