@@ -265,19 +265,52 @@ def test_resume_after_crash_backup_and_restore_and_load_model(tmp_path):
     _assert_files_match(log_dir, third.records)
 
 
-def test_fresh_run_in_old_dirs_replaces_rows_and_snapshots(tmp_path):
+def _snapshots(folder):
+    return sorted(name for name in os.listdir(folder) if name.startswith("snapshot-"))
+
+
+def test_fresh_run_in_old_dirs_is_refused_and_deletes_nothing(tmp_path):
     log_dir, snapshot_dir = str(tmp_path / "logs"), str(tmp_path / "snapshots")
-    kwargs = dict(log_dir=log_dir, snapshot_dir=snapshot_dir, keep_snapshots=1, verbose=0)
+    kwargs = dict(log_dir=log_dir, snapshot_dir=snapshot_dir, verbose=0)
     old = AnytimeRecorder(VALIDATION, **kwargs)
     _fit(_model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)), [old], epochs=3)
     assert _column(old.records, "step") == [4, 12]
-    assert os.listdir(snapshot_dir) == ["snapshot-cycle001.weights.h5"]
-    # Step 0: every old row and snapshot belongs to a discarded timeline.
-    new = AnytimeRecorder(VALIDATION, **kwargs)
-    _fit(_model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=5)), [new], epochs=2)
-    assert _column(new.records, "step") == [5]
-    _assert_files_match(log_dir, new.records)
-    assert os.listdir(snapshot_dir) == ["snapshot-cycle000.weights.h5"]
+    assert _snapshots(snapshot_dir) == ["snapshot-cycle000.weights.h5",
+                                        "snapshot-cycle001.weights.h5"]
+    files = {path: open(path, "rb").read() for path in (
+        os.path.join(log_dir, "anytime.json"), os.path.join(log_dir, "anytime.csv"))}
+    # A fresh model (step 0) pointed at the old folders: an error, nothing lost.
+    for folders in (kwargs, dict(log_dir=str(tmp_path / "new"), snapshot_dir=snapshot_dir),
+                    dict(log_dir=log_dir)):
+        new = AnytimeRecorder(VALIDATION, **{**folders, "verbose": 0})
+        model = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=5))
+        name = "log_dir" if folders.get("log_dir") == log_dir else "snapshot_dir"
+        with pytest.raises(ValueError, match=f"Argument `{name}` holds the results of run "):
+            _fit(model, [new], epochs=2)
+        assert int(model.optimizer.iterations) == 0  # refused before training
+        assert _snapshots(snapshot_dir) == ["snapshot-cycle000.weights.h5",
+                                            "snapshot-cycle001.weights.h5"]
+        for path, data in files.items():
+            assert open(path, "rb").read() == data
+
+
+def test_resume_of_another_model_is_refused(tmp_path):
+    log_dir = str(tmp_path / "logs")
+    old = AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)
+    _fit(_model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)), [old], epochs=3)
+    # Another model at step 12 (an epoch end the old run recorded).
+    other = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4), seed=3)
+    _fit(other, [], epochs=2)
+    with pytest.raises(ValueError, match="matches no saved point of that run"):
+        _fit(other, [AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)],
+             epochs=4, initial_epoch=2)
+    # Past anything the old run recorded.
+    _fit(other, [], epochs=2)
+    with pytest.raises(ValueError, match="recorded up to step 18"):
+        _fit(other, [AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)],
+             epochs=6, initial_epoch=4)
+    with open(os.path.join(log_dir, "anytime.json")) as file:
+        assert json.load(file) == old.records
 
 
 def test_snapshots_keep_last_k_and_ensemble(tmp_path):
@@ -290,9 +323,9 @@ def test_snapshots_keep_last_k_and_ensemble(tmp_path):
     _fit(model, [recorder], epochs=2)
     assert _column(recorder.records, "step") == [2, 4, 6, 8, 10, 12]
     assert sorted(os.listdir(snapshot_dir)) == [
-        "snapshot-cycle004.weights.h5", "snapshot-cycle005.weights.h5"]
+        "anytime-run.json", "snapshot-cycle004.weights.h5", "snapshot-cycle005.weights.h5"]
     paths = recorder.snapshot_paths
-    assert [os.path.basename(p) for p in paths] == sorted(os.listdir(snapshot_dir))
+    assert [os.path.basename(p) for p in paths] == _snapshots(snapshot_dir)
 
     # A snapshot holds the weights that were evaluated for its row.
     probe = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=2, t_mul=1.0), seed=9)
