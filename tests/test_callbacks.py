@@ -474,3 +474,14 @@ def test_epochs_of_a_dataset_of_unknown_size():
     assert _column(inferred.records, "epoch") == [None, 2.0]
     assert inferred.records[0]["evaluated_epoch"] is None
     assert inferred.records[1]["evaluated_epoch"] == given.records[1]["evaluated_epoch"]
+
+
+def test_console_line_is_not_glued_onto_the_progress_bar(capsys):
+    recorder = AnytimeRecorder(VALIDATION, verbose=1)
+    x, y = _data()
+    _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)).fit(
+        x, y, batch_size=BATCH, epochs=2, verbose=1, callbacks=[recorder])
+    out = capsys.readouterr().out
+    assert out.count("AnytimeRecorder: cycle") == 2
+    assert out.count("\nAnytimeRecorder: cycle") == 2  # each at a line start
+    assert "loss" in out  # the progress bar was drawn
