@@ -203,3 +203,18 @@ def test_validation_errors_name_the_argument(tmp_path, monkeypatch):
 
     dataset = tf.data.Dataset.from_tensor_slices(VALIDATION).batch(16)
     assert AnytimeRecorder(dataset).validation_data is dataset
+
+
+def test_resume_from_rows_without_wall_time(tmp_path):
+    log_dir = str(tmp_path)
+    model = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4))
+    _fit(model, [AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)], epochs=2)
+    rows = RecordFiles(log_dir).read()
+    for row in rows:
+        del row["wall_time"]
+    with open(tmp_path / "anytime.json", "w") as file:
+        json.dump(rows, file)
+    resumed = AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)
+    _fit(model, [resumed], epochs=5, initial_epoch=2)
+    assert [row["step"] for row in resumed.records] == [4, 12, 28]
+    assert resumed.records[2]["wall_time"] > 0
