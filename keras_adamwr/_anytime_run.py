@@ -4,9 +4,12 @@ Each folder (`log_dir`, `snapshot_dir`) holds `anytime-run.json`: a run id
 and the checkpoints of that run, `[step, fingerprint]` at every epoch end
 and at the end of `fit` (the points where `BackupAndRestore`,
 `ModelCheckpoint` and `model.save` usually save). The fingerprint is a
-CRC-32 of all model weights. A `fit` that finds results in a folder may
-continue them only if it proves to be the same run: its step is > 0 and,
-where that run recorded a checkpoint at the step, the weights match it.
+CRC-32 of all model weights (also taken at every cycle end). A `fit`
+that finds results in a folder continues them only at a step > 0, and
+never against the evidence: where the run recorded a checkpoint at that
+step, the weights must match it; where it recorded none, the fit is
+accepted with a warning only if nothing lies past its step, so that
+nothing would be dropped.
 """
 
 import json
@@ -40,10 +43,12 @@ class RunLedger:
         self.folders = {name: path for name, path in folders if path is not None}
         self.run_id, self.checkpoints = None, []
 
-    def claim(self, step, model, occupied):
+    def claim(self, step, model, occupied, later):
         """Adopts the run in the folders or starts one; raises if foreign.
 
-        `occupied`: names of the folders that hold results (rows, snapshots).
+        `occupied`: names of the folders that hold results (rows,
+        snapshots); `later`: whether some of them lie past `step` (a
+        resume drops those, so it must be proven the same run).
         """
         runs = {name: read_json(os.path.join(self.folders[name], RUN_FILE))
                 for name in occupied}
@@ -65,17 +70,21 @@ class RunLedger:
             name = next(name for name in occupied if runs[name] is run)
             checkpoints = [tuple(pair) for pair in run.get("checkpoints", [])]
             here = {mark for at, mark in checkpoints if at == step}
-            furthest = max((at for at, _ in checkpoints), default=0)
-            mark = fingerprint(model)
-            if (here and mark not in here) or step > furthest:
+            if here and fingerprint(model) not in here:
                 raise ValueError(self._foreign(name, run, (
-                    f"the model at step {step} matches no saved point of "
-                    f"that run (it recorded up to step {furthest})")))
+                    f"the model at step {step} is not the one that run "
+                    f"saved at step {step}")))
+            if not here and later:
+                raise ValueError(self._foreign(name, run, (
+                    f"that run recorded no checkpoint at step {step} to "
+                    f"prove this fit continues it, while it holds results "
+                    f"past step {step} that a resume would drop")))
             if not here:
                 warnings.warn(
                     f"AnytimeRecorder: run {run['run_id']} recorded no "
-                    f"checkpoint at step {step} (a save mid-epoch?); the "
-                    "model is taken to continue it.", stacklevel=4)
+                    f"checkpoint at step {step} (a save mid-epoch?); this "
+                    "fit is taken to continue it, and adds its rows.",
+                    stacklevel=4)
             self.run_id = run["run_id"]
             self.checkpoints = [(at, m) for at, m in checkpoints if at <= step]
         self._write()

@@ -58,34 +58,45 @@ class AnytimeRecorder(keras.callbacks.Callback):
     The weights evaluated are those at `evaluated_step`; `evaluate` runs
     with the training metrics' state saved and restored, so `fit`'s epoch
     logs are unaffected. With `log_dir`, rows go to `anytime.csv` and
-    `anytime.json` as they come (the JSON is replaced atomically): a crash
-    loses no recorded row.
+    `anytime.json` as they come (appended in place and synced; see
+    docs/callback.md for the layout): a crash loses no recorded row, and
+    what it cut short is repaired when the run resumes.
 
-    Resuming: when the first epoch of a `fit` begins (after every
-    callback's `on_train_begin`, so after `BackupAndRestore` or
-    `load_model` restored the optimizer), rows are re-read from
-    `anytime.json`; rows past the optimizer's current step (a timeline
-    rolled back by `BackupAndRestore`, or a fresh model) are dropped with
-    their snapshots, and cycles that end at or before the current step
-    count as done, so no row is written twice.
+    Results are never deleted. `log_dir` and `snapshot_dir` also hold
+    `anytime-run.json`: a run id and a fingerprint of the weights at every
+    epoch end, cycle end and end of `fit`. When the first epoch of a `fit`
+    begins (after every callback's `on_train_begin`, so after
+    `BackupAndRestore` or `load_model` restored the optimizer), a folder
+    holding results is continued only by the same run: a fit at step > 0
+    whose weights match that run's fingerprint at that step (at a step
+    with no fingerprint, a mid-epoch save, it is accepted with a warning
+    if nothing lies past its step). It then
+    drops rows and snapshots past its step (a timeline rolled back by
+    `BackupAndRestore`) and counts cycles ending at or before it as done.
+    Any other fit (a fresh model at step 0, another model) gets a
+    `ValueError` naming the folder before training, and nothing is
+    deleted.
 
-    At each epoch end `learning_rate`, `eta` and `weight_decay_effective`
-    of the next update (the optimizer's current values) are added to
-    `logs`. Keras passes one `logs` dict down the callback list: place this
-    callback before `CSVLogger` and `TensorBoard` (and `BackupAndRestore`,
-    so that a row is written before the backup) so that they see them.
-    On the JAX backend Keras syncs the counter only at epoch ends, so
-    restarts are noticed there.
+    `learning_rate`, `eta`, `weight_decay_effective` and `cycle` of the
+    next update are added to every step's logs, as `HyperparameterLogger`
+    does, so `History`, `CSVLogger` and `TensorBoard` see them wherever
+    they are in the callback list. With `verbose=1` each cycle end prints
+    one line, on its own line below Keras' progress bar. On the JAX backend
+    Keras syncs the counter only at epoch ends, so restarts are noticed
+    there.
 
     Args:
         validation_data: What `Model.evaluate` takes: `(x, y)`, `(x, y,
-            sample_weight)` or a dataset. Required.
-        log_dir: Folder for `anytime.csv`, `anytime.json`, TensorBoard
+            sample_weight)` or a re-iterable dataset (`tf.data.Dataset`,
+            `keras.utils.PyDataset`, torch `DataLoader`); a generator or
+            iterator is refused (it would be used up by the first cycle
+            end). Required.
+        log_dir: Folder (`~` expanded) for `anytime.csv`, `anytime.json`, TensorBoard
             scalars (in `log_dir/anytime`) and the default plot. Defaults
             to `None` (records kept in memory only).
         steps_per_epoch: Batches per epoch, as in `Model.fit`. Defaults to
             `None`: Keras' count, or the first epoch's.
-        snapshot_dir: Folder for the weights at each cycle end,
+        snapshot_dir: Folder (`~` expanded) for the weights at each cycle end,
             `snapshot-cycle{i:03d}.weights.h5`, for snapshot ensembles (see
             `snapshot_ensemble_predict`). Defaults to `None` (no snapshots).
         keep_snapshots: Keep only the last k snapshots, an integer >= 1.
@@ -95,8 +106,9 @@ class AnytimeRecorder(keras.callbacks.Callback):
             `False`.
         verbose: 1 prints one line per cycle end, 0 is silent. Defaults
             to `1`.
-        evaluate_kwargs: Extra `Model.evaluate` arguments, e.g.
-            `{"batch_size": 256}`. Defaults to `None`.
+        evaluate_kwargs: Extra `Model.evaluate` arguments (`batch_size`,
+            `steps`, `callbacks`, `verbose`), e.g. `{"batch_size": 256}`;
+            other names are refused at once. Defaults to `None`.
 
     Examples:
 
@@ -104,7 +116,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
         >>> model.compile(keras_adamwr.AdamWR(1e-3, first_cycle_steps=10 * spe),
         ...               "sparse_categorical_crossentropy", metrics=["accuracy"])
         >>> model.fit(x, y, epochs=70,
-        ...           callbacks=[recorder, keras.callbacks.CSVLogger("log.csv")])
+        ...           callbacks=[keras.callbacks.CSVLogger("log.csv"), recorder])
         >>> recorder.records[-1]["val_accuracy"], recorder.plot()
 
     References:
@@ -186,8 +198,13 @@ class AnytimeRecorder(keras.callbacks.Callback):
                 self.records or self._files.has_results())),
             ("snapshot_dir", self.snapshot_dir is not None
              and list_snapshots(self.snapshot_dir))) if found]
+        later = any(row["step"] > step for row in self.records)
+        if self.snapshot_dir is not None:
+            ends = dict(zip(self._cycles, self._ends))
+            later = later or any(ends.get(cycle, step + 1) > step
+                                 for cycle, _ in list_snapshots(self.snapshot_dir))
         # Raises, deleting nothing, unless this is the run that wrote them.
-        self._ledger.claim(step, self.model, occupied)
+        self._ledger.claim(step, self.model, occupied, later)
         kept = {row["step"]: row for row in self.records if row["step"] <= step}
         self.records = sorted(kept.values(), key=lambda row: row["step"])
         # A cycle that ended at the restored step but has no row (a backup
@@ -297,6 +314,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
         if self.snapshot_dir is not None:
             save_snapshot(self.model, self.snapshot_dir,
                           self._cycles[crossed[-1]], self.keep_snapshots)
+        self._ledger.checkpoint(step, self.model)
 
     def _epoch_of(self, step):
         return step * self._accumulation / self._batches if self._batches else None

@@ -301,14 +301,15 @@ def test_resume_of_another_model_is_refused(tmp_path):
     # Another model at step 12 (an epoch end the old run recorded).
     other = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4), seed=3)
     _fit(other, [], epochs=2)
-    with pytest.raises(ValueError, match="matches no saved point of that run"):
+    with pytest.raises(ValueError, match="the model at step 12 is not the one that run "
+                       "saved at step 12"):
         _fit(other, [AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)],
              epochs=4, initial_epoch=2)
-    # Past anything the old run recorded.
-    _fit(other, [], epochs=2)
-    with pytest.raises(ValueError, match="recorded up to step 18"):
+    # At a step with no checkpoint, before rows a resume would drop.
+    other.optimizer.iterations.assign(10)
+    with pytest.raises(ValueError, match="recorded no checkpoint at step 10 to prove"):
         _fit(other, [AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)],
-             epochs=6, initial_epoch=4)
+             epochs=4, initial_epoch=2)
     with open(os.path.join(log_dir, "anytime.json")) as file:
         assert json.load(file) == old.records
 
@@ -485,3 +486,36 @@ def test_console_line_is_not_glued_onto_the_progress_bar(capsys):
     assert out.count("AnytimeRecorder: cycle") == 2
     assert out.count("\nAnytimeRecorder: cycle") == 2  # each at a line start
     assert "loss" in out  # the progress bar was drawn
+
+
+def test_folder_written_before_run_files_existed(tmp_path):
+    log_dir = str(tmp_path)
+    model = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4))
+    first = AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)
+    _fit(model, [first], epochs=3)
+    os.remove(tmp_path / "anytime-run.json")  # as 0.2.0 left it
+    with pytest.raises(ValueError, match="holds the results of another run"):
+        _fit(_model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)),
+             [AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)], epochs=1)
+    resumed = AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)
+    _fit(model, [resumed], epochs=5, initial_epoch=3)  # step 18 > 0: continued
+    assert _column(resumed.records, "step") == [4, 12, 28]
+    assert resumed.records[:2] == first.records
+
+
+def test_resume_from_a_save_mid_epoch_warns_and_continues(tmp_path):
+    log_dir, backup_dir = str(tmp_path / "logs"), str(tmp_path / "backup")
+    first = AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)
+    with pytest.raises(_Crash):  # backups every 5 batches; a crash at step 27
+        _fit(_model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)),
+             [first, keras.callbacks.BackupAndRestore(backup_dir, save_freq=5),
+              _CrashAt(4, 2)], epochs=6)
+    assert _column(first.records, "step") == [4, 12]
+    model = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4), seed=5)
+    second = AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)
+    # Restored to step 25: no epoch end, no row after it; continued.
+    with pytest.warns(UserWarning, match="recorded no checkpoint at step 25"):
+        _fit(model, [keras.callbacks.BackupAndRestore(backup_dir, save_freq=5), second],
+             epochs=6)
+    assert _column(second.records, "step") == [4, 12, 28]
+    assert second.records[:2] == first.records
