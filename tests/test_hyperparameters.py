@@ -1,7 +1,11 @@
 """HyperparameterLogger: the schedule's values in every log, in any order."""
 
 import csv
+import importlib.util
+import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -142,3 +146,37 @@ def test_keras_fit_calls_the_train_function_attribute():
     history = _fit(model, [Probe()], epochs=1)
     assert made[0] is not None
     assert history.history["probe"] == [7.0]
+
+
+_JAX_SCRIPT = """
+import json
+import keras, numpy as np, keras_adamwr
+x = np.random.default_rng(0).normal(size=(96, 4)).astype("float32")
+y = (x[:, 0] > 0).astype("int32")
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+optimizer = keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)
+model.compile(optimizer, "sparse_categorical_crossentropy")
+seen = []
+spy = keras.callbacks.LambdaCallback(
+    on_train_batch_end=lambda batch, logs: seen.append(logs["eta"]))
+history = model.fit(x, y, batch_size=16, epochs=2, verbose=0,
+                    callbacks=[spy, keras_adamwr.HyperparameterLogger()])
+print(json.dumps({"backend": keras.backend.backend(), "batches": seen,
+                  "epochs": history.history["eta"],
+                  "expected": [optimizer.schedule.multiplier(s) for s in range(1, 13)]}))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX not installed")
+def test_jax_values_read_from_the_step_state():
+    # On JAX, Keras syncs the optimizer's variables only at epoch ends: the
+    # values come from the state the step returns.
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", _JAX_SCRIPT], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["backend"] == "jax"
+    assert result["batches"] == pytest.approx(result["expected"], abs=1e-6)
+    assert result["epochs"] == pytest.approx([result["expected"][5], result["expected"][11]],
+                                             abs=1e-6)
