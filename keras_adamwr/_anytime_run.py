@@ -18,7 +18,6 @@ import uuid
 import warnings
 import zlib
 
-import keras
 import numpy as np
 
 from keras_adamwr._anytime_files import read_json
@@ -31,7 +30,7 @@ def fingerprint(model):
     """CRC-32 of every weight of `model`, as 8 hex digits."""
     crc = 0
     for variable in model.weights:
-        value = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
+        value = np.ascontiguousarray(variable.numpy())
         crc = zlib.crc32(value.tobytes(), crc)
     return f"{crc:08x}"
 

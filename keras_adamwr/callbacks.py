@@ -457,10 +457,11 @@ def _check_validation_data(data):
                              f"{type(data).__name__} of length {len(data)}")
         return tuple(data)
     if data is None or not hasattr(data, "__iter__") or hasattr(data, "shape"):
-        raise (ValueError if data is None else TypeError)("Argument `validation_data` must be (x, y), (x, y, "
-                        "sample_weight) or a dataset (tf.data.Dataset, "
-                        "keras.utils.PyDataset, torch DataLoader). Received: "
-                        f"validation_data={data!r}")
+        error = ValueError if data is None else TypeError
+        raise error("Argument `validation_data` must be (x, y), (x, y, "
+                    "sample_weight) or a dataset (tf.data.Dataset, "
+                    "keras.utils.PyDataset, torch DataLoader). Received: "
+                    f"validation_data={data!r}")
     if iter(data) is data:  # a generator or iterator: empty after one pass
         raise TypeError("Argument `validation_data` must be re-iterable: it "
                         "is evaluated at every cycle end, and a generator or "
