@@ -204,6 +204,18 @@ def test_validation_errors_name_the_argument(tmp_path, monkeypatch):
     dataset = tf.data.Dataset.from_tensor_slices(VALIDATION).batch(16)
     assert AnytimeRecorder(dataset).validation_data is dataset
 
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return tuple(part[16 * index:16 * (index + 1)] for part in VALIDATION)
+
+    batches = Batches()
+    recorder = AnytimeRecorder(batches, verbose=0)
+    _fit(_model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)), [recorder], epochs=3)
+    assert [row["step"] for row in recorder.records] == [4, 12]
+
 
 def test_resume_from_rows_without_wall_time(tmp_path):
     log_dir = str(tmp_path)
