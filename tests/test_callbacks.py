@@ -79,7 +79,7 @@ def test_restarts_at_epoch_ends_and_mid_epoch(tmp_path):
     model = _model(optimizer)
     recorder = AnytimeRecorder(VALIDATION, log_dir=str(tmp_path), verbose=0)
     csv_logger = keras.callbacks.CSVLogger(str(tmp_path / "epochs.csv"))
-    history = _fit(model, [recorder, csv_logger], epochs=5)
+    history = _fit(model, [csv_logger, recorder], epochs=5)  # any order
 
     schedule = optimizer.schedule
     ends = schedule.restart_steps(3)
