@@ -144,6 +144,28 @@ def cycle_end_steps(schedule, total_steps):
     return [int(step) for step in ends if step <= total_steps]
 
 
+def unused_folder(path):
+    """`path`, or `path-2`, `path-3`, ... : the first that is absent or empty.
+
+    Default output folders go through this, so a run never writes into an
+    earlier run's folder.
+    """
+    candidate, number = path, 1
+    while os.path.isdir(candidate) and os.listdir(candidate):
+        number += 1
+        candidate = f"{path}-{number}"
+    return candidate
+
+
+def check_new_folder(flag, path):
+    """Raise `ExampleError` if `path` already holds files (an earlier run's)."""
+    if os.path.isdir(path) and os.listdir(path):
+        raise ExampleError(
+            f"{flag} {path} already holds files of an earlier run; the "
+            "examples never write over results. Pass a new folder, or leave "
+            f"{flag} out to get a fresh one.")
+
+
 def write_json(path, data):
     """Write `data` as indented JSON, creating the parent directory."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -162,7 +162,8 @@ def parse_args(argv=None):
         help="XLA-compile the train step (default: Keras' 'auto')")
     add("--data-dir", help="TFDS data directory (default: $TFDS_DATA_DIR, "
         "else the TFDS default)")
-    add("--output-dir", help="default: runs/cifar10-<optimizer>")
+    add("--output-dir", help="a new or empty folder (default: "
+        "runs/cifar10-<optimizer>[-quick], suffixed -2, -3, ... when taken)")
     add("--verbose", type=int, choices=(0, 1, 2), default=1,
         help="Keras fit verbosity (default: %(default)s)")
     add("--quick", action="store_true", help="a tiny CI run, see below")
@@ -175,14 +176,16 @@ def parse_args(argv=None):
     args.width = args.width or default_width
     if args.lr is None:
         args.lr = _common.default_learning_rate(args.optimizer)
-    args.output_dir = args.output_dir or os.path.join(
-        "runs", f"cifar10-{args.optimizer}")
+    if args.output_dir is None:  # a fresh folder for every run
+        args.output_dir = _common.unused_folder(os.path.join(
+            "runs", f"cifar10-{args.optimizer}" + ("-quick" if args.quick else "")))
     return args
 
 
 def main(argv=None):
     """Train and evaluate; write and return the metrics (a JSON-ready dict)."""
     args = parse_args(argv)
+    _common.check_new_folder("--output-dir", args.output_dir)
     start = time.perf_counter()
     keras.utils.set_random_seed(args.seed)
     data = load_datasets(args.data_dir, args.train_examples,

@@ -46,13 +46,16 @@ def parse_args(argv=None):
     add("--test-examples", help="default: cifar10.py's (all 10000)")
     add("--seed", default="0", help="default: %(default)s")
     add("--data-dir", help="TFDS data directory (default: $TFDS_DATA_DIR)")
-    add("--output-dir", default=os.path.join("runs", "compare"),
-        help="default: %(default)s")
+    add("--output-dir", help="a new or empty folder (default: runs/compare"
+        "[-quick], suffixed -2, -3, ... when taken)")
     add("--verbose", default="2", help="Keras fit verbosity (default: 2)")
     add("--quick", action="store_true", help="cifar10.py's --quick per run")
     # cifar10's --optimizer never reaches `extra`: argparse reads it as an
     # abbreviation of --optimizers.
     args, extra = parser.parse_known_args(argv)
+    if args.output_dir is None:  # a fresh folder for every comparison
+        args.output_dir = _common.unused_folder(os.path.join(
+            "runs", "compare" + ("-quick" if args.quick else "")))
     shared = list(extra) + (["--quick"] if args.quick else [])
     for name in ("epochs", "train_examples", "test_examples", "seed",
                  "data_dir", "verbose"):
@@ -164,6 +167,7 @@ def plot_curves(path, results):
 def main(argv=None):
     """Run every optimizer; write comparison.md and anytime.png; return rows."""
     args, shared = parse_args(argv)
+    _common.check_new_folder("--output-dir", args.output_dir)
     results = []
     for number, name in enumerate(args.optimizers, 1):
         print(f"\n=== [{number}/{len(args.optimizers)}] {name} ===", flush=True)

@@ -9,6 +9,7 @@ from keras_adamwr._decay import normalized_weight_decay
 from keras_adamwr.adamw import AdamW
 from keras_adamwr.adamw import AdamWR
 from keras_adamwr.callbacks import AnytimeRecorder
+from keras_adamwr.hyperparameters import HyperparameterLogger
 from keras_adamwr.saving import build_optimizer
 from keras_adamwr.saving import export_training_state
 from keras_adamwr.saving import restore_training_state
@@ -26,6 +27,7 @@ __all__ = [
     "AdamWR",
     "AnytimeRecorder",
     "CosineWarmRestarts",
+    "HyperparameterLogger",
     "SGDW",
     "SGDWR",
     "DecayConventionWarning",

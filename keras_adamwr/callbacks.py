@@ -1,5 +1,6 @@
 """AnytimeRecorder: validation at the end of every warm-restart cycle."""
 
+import inspect
 import numbers
 import os
 import time
@@ -7,12 +8,16 @@ import warnings
 
 import keras
 
+from keras_adamwr import hyperparameters
 from keras_adamwr._checks import check_choice
 from keras_adamwr._checks import check_number
 from keras_adamwr._anytime_files import RecordFiles
+from keras_adamwr._anytime_files import remove_temporary_files
 from keras_adamwr._anytime_plot import plot_anytime
+from keras_adamwr._anytime_run import RunLedger
 from keras_adamwr._decay import DecoupledWeightDecay
 from keras_adamwr.snapshots import list_snapshots
+from keras_adamwr.snapshots import remove_partial_snapshots
 from keras_adamwr.snapshots import save_snapshot
 
 
@@ -53,34 +58,45 @@ class AnytimeRecorder(keras.callbacks.Callback):
     The weights evaluated are those at `evaluated_step`; `evaluate` runs
     with the training metrics' state saved and restored, so `fit`'s epoch
     logs are unaffected. With `log_dir`, rows go to `anytime.csv` and
-    `anytime.json` as they come (the JSON is replaced atomically): a crash
-    loses no recorded row.
+    `anytime.json` as they come (appended in place and synced; see
+    docs/callback.md for the layout): a crash loses no recorded row, and
+    what it cut short is repaired when the run resumes.
 
-    Resuming: when the first epoch of a `fit` begins (after every
-    callback's `on_train_begin`, so after `BackupAndRestore` or
-    `load_model` restored the optimizer), rows are re-read from
-    `anytime.json`; rows past the optimizer's current step (a timeline
-    rolled back by `BackupAndRestore`, or a fresh model) are dropped with
-    their snapshots, and cycles that end at or before the current step
-    count as done, so no row is written twice.
+    Results are never deleted. `log_dir` and `snapshot_dir` also hold
+    `anytime-run.json`: a run id and a fingerprint of the weights at every
+    epoch end, cycle end and end of `fit`. When the first epoch of a `fit`
+    begins (after every callback's `on_train_begin`, so after
+    `BackupAndRestore` or `load_model` restored the optimizer), a folder
+    holding results is continued only by the same run: a fit at step > 0
+    whose weights match that run's fingerprint at that step (at a step
+    with no fingerprint, a mid-epoch save, it is accepted with a warning
+    if nothing lies past its step). It then
+    drops rows and snapshots past its step (a timeline rolled back by
+    `BackupAndRestore`) and counts cycles ending at or before it as done.
+    Any other fit (a fresh model at step 0, another model) gets a
+    `ValueError` naming the folder before training, and nothing is
+    deleted.
 
-    At each epoch end `learning_rate`, `eta` and `weight_decay_effective`
-    of the next update (the optimizer's current values) are added to
-    `logs`. Keras passes one `logs` dict down the callback list: place this
-    callback before `CSVLogger` and `TensorBoard` (and `BackupAndRestore`,
-    so that a row is written before the backup) so that they see them.
-    On the JAX backend Keras syncs the counter only at epoch ends, so
-    restarts are noticed there.
+    `learning_rate`, `eta`, `weight_decay_effective` and `cycle` of the
+    next update are added to every step's logs, as `HyperparameterLogger`
+    does, so `History`, `CSVLogger` and `TensorBoard` see them wherever
+    they are in the callback list. With `verbose=1` each cycle end prints
+    one line, on its own line below Keras' progress bar. On the JAX backend
+    Keras syncs the counter only at epoch ends, so restarts are noticed
+    there.
 
     Args:
         validation_data: What `Model.evaluate` takes: `(x, y)`, `(x, y,
-            sample_weight)` or a dataset. Required.
-        log_dir: Folder for `anytime.csv`, `anytime.json`, TensorBoard
+            sample_weight)` or a re-iterable dataset (`tf.data.Dataset`,
+            `keras.utils.PyDataset`, torch `DataLoader`); a generator or
+            iterator is refused (it would be used up by the first cycle
+            end). Required.
+        log_dir: Folder (`~` expanded) for `anytime.csv`, `anytime.json`, TensorBoard
             scalars (in `log_dir/anytime`) and the default plot. Defaults
             to `None` (records kept in memory only).
         steps_per_epoch: Batches per epoch, as in `Model.fit`. Defaults to
             `None`: Keras' count, or the first epoch's.
-        snapshot_dir: Folder for the weights at each cycle end,
+        snapshot_dir: Folder (`~` expanded) for the weights at each cycle end,
             `snapshot-cycle{i:03d}.weights.h5`, for snapshot ensembles (see
             `snapshot_ensemble_predict`). Defaults to `None` (no snapshots).
         keep_snapshots: Keep only the last k snapshots, an integer >= 1.
@@ -90,8 +106,9 @@ class AnytimeRecorder(keras.callbacks.Callback):
             `False`.
         verbose: 1 prints one line per cycle end, 0 is silent. Defaults
             to `1`.
-        evaluate_kwargs: Extra `Model.evaluate` arguments, e.g.
-            `{"batch_size": 256}`. Defaults to `None`.
+        evaluate_kwargs: Extra `Model.evaluate` arguments (`batch_size`,
+            `steps`, `callbacks`, `verbose`), e.g. `{"batch_size": 256}`;
+            other names are refused at once. Defaults to `None`.
 
     Examples:
 
@@ -99,7 +116,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
         >>> model.compile(keras_adamwr.AdamWR(1e-3, first_cycle_steps=10 * spe),
         ...               "sparse_categorical_crossentropy", metrics=["accuracy"])
         >>> model.fit(x, y, epochs=70,
-        ...           callbacks=[recorder, keras.callbacks.CSVLogger("log.csv")])
+        ...           callbacks=[keras.callbacks.CSVLogger("log.csv"), recorder])
         >>> recorder.records[-1]["val_accuracy"], recorder.plot()
 
     References:
@@ -113,11 +130,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
                  snapshot_dir=None, keep_snapshots=None, tensorboard=False,
                  verbose=1, evaluate_kwargs=None):
         super().__init__()
-        if validation_data is None:
-            raise ValueError("Argument `validation_data` must be (x, y), (x, y, "
-                             "sample_weight) or a dataset. Received: "
-                             "validation_data=None")
-        self.validation_data = validation_data
+        self.validation_data = _check_validation_data(validation_data)
         self.log_dir = _optional_path("log_dir", log_dir)
         self.steps_per_epoch = _optional_count("steps_per_epoch", steps_per_epoch)
         self.snapshot_dir = _optional_path("snapshot_dir", snapshot_dir)
@@ -131,18 +144,21 @@ class AnytimeRecorder(keras.callbacks.Callback):
             raise ValueError("Argument `tensorboard` needs `log_dir`. Received: "
                              "tensorboard=True, log_dir=None")
         self.verbose = check_choice("verbose", verbose, (0, 1))
+        allowed = set(inspect.signature(keras.Model.evaluate).parameters) - {
+            "self", "x", "y", "sample_weight", "return_dict", "kwargs"}
         if not isinstance(evaluate_kwargs, (dict, type(None))) or (
-                {"x", "y", "sample_weight", "return_dict"} & set(evaluate_kwargs or {})):
+                set(evaluate_kwargs or {}) - allowed):
             error = ValueError if isinstance(evaluate_kwargs, dict) else TypeError
             raise error("Argument `evaluate_kwargs` must be a dict of "
-                        "Model.evaluate arguments other than x, y, "
-                        "sample_weight and return_dict. Received: "
-                        f"evaluate_kwargs={evaluate_kwargs!r}")
+                        f"Model.evaluate arguments ({', '.join(sorted(allowed))}). "
+                        f"Received: evaluate_kwargs={evaluate_kwargs!r}")
         self.evaluate_kwargs = dict(evaluate_kwargs or {})
         self.records = []
         self._schedule, self._writer = None, None
         self._files = RecordFiles(self.log_dir) if self.log_dir else None
-        self._resumed, self._last_step = False, 0
+        self._ledger = RunLedger([("log_dir", self.log_dir),
+                                  ("snapshot_dir", self.snapshot_dir)])
+        self._resumed, self._last_step, self._hooked = False, 0, False
 
     # Training hooks.
 
@@ -165,6 +181,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
                 "keras_adamwr optimizer. Received: gradient_accumulation_steps="
                 f"{self._accumulation} with optimizer {optimizer.name!r}")
         self._resumed = False
+        self._hooked = hyperparameters.install(self.model)
 
     def _resume(self):
         """Picks up where the optimizer's counter is; runs when the first
@@ -174,41 +191,77 @@ class AnytimeRecorder(keras.callbacks.Callback):
         self._cycles, self._ends, self._count, self._complete = [], [], 0, False
         step = self._last_step = self._step()
         self._extend(step)
-        self._next = sum(end <= step for end in self._ends)
         if self.log_dir is not None:
             self.records = self._files.read()
+        occupied = [name for name, found in (
+            ("log_dir", self.log_dir is not None and (
+                self.records or self._files.has_results())),
+            ("snapshot_dir", self.snapshot_dir is not None
+             and list_snapshots(self.snapshot_dir))) if found]
+        later = any(row["step"] > step for row in self.records)
+        if self.snapshot_dir is not None:
+            ends = dict(zip(self._cycles, self._ends))
+            later = later or any(ends.get(cycle, step + 1) > step
+                                 for cycle, _ in list_snapshots(self.snapshot_dir))
+        # Raises, deleting nothing, unless this is the run that wrote them.
+        self._ledger.claim(step, self.model, occupied, later)
         kept = {row["step"]: row for row in self.records if row["step"] <= step}
         self.records = sorted(kept.values(), key=lambda row: row["step"])
-        self._time_offset = max((row["wall_time"] for row in self.records), default=0.0)
+        # A cycle that ended at the restored step but has no row (a backup
+        # taken before the row was written) is evaluated now.
+        recorded = {row["step"] for row in self.records}
+        self._next = sum(end < step or (end == step and end in recorded)
+                         for end in self._ends)
+        walls = [row.get("wall_time") for row in self.records]
+        self._time_offset = max((w for w in walls if isinstance(w, (int, float))),
+                                default=0.0)
         self._start = time.perf_counter()
         self._batches = self.steps_per_epoch or self.params.get("steps")
-        self.on_train_end()  # a writer left open by a crashed run
+        self._close_writer()  # a writer left open by a crashed run
         if self.log_dir is not None:
+            remove_temporary_files(self.log_dir)
             self._files.rewrite(self.records)
             if self.tensorboard:
                 self._writer = _summary_writer(os.path.join(self.log_dir, "anytime"))
-        if self.snapshot_dir is not None and self._next < len(self._ends):
-            for cycle, path in list_snapshots(self.snapshot_dir):  # rolled back
-                if cycle >= self._cycles[self._next]:
-                    os.remove(path)
+        if self.snapshot_dir is not None:
+            remove_partial_snapshots(self.snapshot_dir)
+            remove_temporary_files(self.snapshot_dir)
+            if self._next < len(self._ends):
+                for cycle, path in list_snapshots(self.snapshot_dir):  # rolled back
+                    if cycle >= self._cycles[self._next]:
+                        os.remove(path)
+        if self._next < len(self._ends) and self._ends[self._next] <= step:
+            self._epoch, self._last_batch = None, -1
+            self._poll()
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._last_batch, self._bar_drawn = epoch, -1, False
         if not self._resumed:
             self._resume()
-        self._epoch, self._last_batch = epoch, -1
+            self._epoch, self._last_batch = epoch, -1
 
     def on_train_batch_end(self, batch, logs=None):
         self._last_batch = batch
         self._poll()
+        self._bar_drawn = True  # Keras' progress bar draws after this call
 
     def on_epoch_end(self, epoch, logs=None):
         if self._batches is None and self._last_batch >= 0 and not self.model.stop_training:
             self._batches = self._last_batch + 1
         self._poll()
-        if logs is not None:
-            logs.update(self._rates(self._last_step))
+        self._ledger.checkpoint(self._last_step, self.model)
+        # learning_rate, eta, weight_decay_effective and cycle are in `logs`
+        # already: `hyperparameters.install` adds them to every step's logs.
 
     def on_train_end(self, logs=None):
+        if self._hooked:
+            hyperparameters.uninstall(self.model)
+            self._hooked = False
+        if self._resumed:
+            self._ledger.checkpoint(self._step(), self.model)
+        self._close_writer()
+
+    def _close_writer(self):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -244,7 +297,9 @@ class AnytimeRecorder(keras.callbacks.Callback):
         if not crossed:
             return
         metrics = self._evaluate()
-        if self._batches and self._last_batch >= 0:
+        if self._epoch is None:  # at a resume, before the first batch
+            evaluated_epoch = self._epoch_of(step)
+        elif self._batches and self._last_batch >= 0:
             evaluated_epoch = self._epoch + (self._last_batch + 1) / self._batches
         else:
             evaluated_epoch = None
@@ -259,6 +314,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
         if self.snapshot_dir is not None:
             save_snapshot(self.model, self.snapshot_dir,
                           self._cycles[crossed[-1]], self.keep_snapshots)
+        self._ledger.checkpoint(step, self.model)
 
     def _epoch_of(self, step):
         return step * self._accumulation / self._batches if self._batches else None
@@ -309,7 +365,9 @@ class AnytimeRecorder(keras.callbacks.Callback):
             metrics = ", ".join(f"{name} {value:.4g}" for name, value in row.items()
                                 if name.startswith("val_"))
             epoch = "" if row["epoch"] is None else f" (epoch {row['epoch']:.4g})"
-            print(f"AnytimeRecorder: cycle {row['cycle']} ended at step "
+            # On its own line, not glued onto Keras' progress bar.
+            newline = "\n" if self._bar_drawn and self.params.get("verbose") == 1 else ""
+            print(f"{newline}AnytimeRecorder: cycle {row['cycle']} ended at step "
                   f"{row['step']}{epoch}{late}: lr {row['learning_rate']:.4g}, "
                   f"{metrics}")
 
@@ -380,4 +438,34 @@ def _optional_path(name, value):
     if value is not None and not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"Argument `{name}` must be a folder path or None. "
                         f"Received: {name}={value!r}")
-    return None if value is None else os.fspath(value)
+    if value is None:
+        return None
+    path = os.path.expanduser(os.fspath(value))
+    if not path:
+        raise ValueError(f"Argument `{name}` must be a non-empty folder path "
+                         f"or None (\".\" for the current folder). Received: "
+                         f"{name}={value!r}")
+    return path
+
+
+def _check_validation_data(data):
+    """`data` if `Model.evaluate` can take it at every cycle end."""
+    if isinstance(data, (tuple, list)):
+        if not 1 <= len(data) <= 3:
+            raise ValueError("Argument `validation_data` must be (x, y), (x, y, "
+                             "sample_weight) or a dataset. Received: a "
+                             f"{type(data).__name__} of length {len(data)}")
+        return tuple(data)
+    if data is None or not hasattr(data, "__iter__") or hasattr(data, "shape"):
+        error = ValueError if data is None else TypeError
+        raise error("Argument `validation_data` must be (x, y), (x, y, "
+                    "sample_weight) or a dataset (tf.data.Dataset, "
+                    "keras.utils.PyDataset, torch DataLoader). Received: "
+                    f"validation_data={data!r}")
+    if iter(data) is data:  # a generator or iterator: empty after one pass
+        raise TypeError("Argument `validation_data` must be re-iterable: it "
+                        "is evaluated at every cycle end, and a generator or "
+                        "iterator is used up by the first. Pass a "
+                        "tf.data.Dataset, a keras.utils.PyDataset or (x, y) "
+                        f"arrays. Received: validation_data={data!r}")
+    return data

@@ -2,11 +2,13 @@
 
 import os
 import re
+import tempfile
 
 import keras
 import numpy as np
 
 _SNAPSHOT = re.compile(r"^snapshot-cycle(\d+)\.weights\.h5$")
+_TEMPORARY_PREFIX = ".snapshot-"
 
 
 def list_snapshots(folder):
@@ -19,13 +21,38 @@ def list_snapshots(folder):
 
 
 def save_snapshot(model, folder, cycle, keep=None):
-    """Saves `snapshot-cycle{cycle:03d}.weights.h5`; keeps the last `keep`."""
+    """Saves `snapshot-cycle{cycle:03d}.weights.h5`; keeps the last `keep`.
+
+    The weights go to a unique temporary file in `folder` first, renamed
+    when complete: a crash never leaves a truncated snapshot under the
+    snapshot's name (`remove_partial_snapshots` clears the temporary file).
+    """
     os.makedirs(folder, exist_ok=True)
     name = f"snapshot-cycle{cycle:03d}.weights.h5"
-    model.save_weights(os.path.join(folder, name), overwrite=True)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=folder, prefix=_TEMPORARY_PREFIX, suffix=".weights.h5")
+    os.close(descriptor)
+    try:
+        model.save_weights(temporary, overwrite=True)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(temporary, 0o666 & ~mask)  # mkstemp made it 0o600
+        os.replace(temporary, os.path.join(folder, name))
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
     if keep is not None:
         for _, path in list_snapshots(folder)[:-keep]:
             os.remove(path)
+
+
+def remove_partial_snapshots(folder):
+    """Deletes the temporary files of snapshots a crash interrupted."""
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.startswith(_TEMPORARY_PREFIX):
+                os.remove(os.path.join(folder, name))
 
 
 def snapshot_ensemble_predict(model, snapshot_paths, x, batch_size=None):

@@ -79,7 +79,7 @@ def test_restarts_at_epoch_ends_and_mid_epoch(tmp_path):
     model = _model(optimizer)
     recorder = AnytimeRecorder(VALIDATION, log_dir=str(tmp_path), verbose=0)
     csv_logger = keras.callbacks.CSVLogger(str(tmp_path / "epochs.csv"))
-    history = _fit(model, [recorder, csv_logger], epochs=5)
+    history = _fit(model, [csv_logger, recorder], epochs=5)  # any order
 
     schedule = optimizer.schedule
     ends = schedule.restart_steps(3)
@@ -265,19 +265,53 @@ def test_resume_after_crash_backup_and_restore_and_load_model(tmp_path):
     _assert_files_match(log_dir, third.records)
 
 
-def test_fresh_run_in_old_dirs_replaces_rows_and_snapshots(tmp_path):
+def _snapshots(folder):
+    return sorted(name for name in os.listdir(folder) if name.startswith("snapshot-"))
+
+
+def test_fresh_run_in_old_dirs_is_refused_and_deletes_nothing(tmp_path):
     log_dir, snapshot_dir = str(tmp_path / "logs"), str(tmp_path / "snapshots")
-    kwargs = dict(log_dir=log_dir, snapshot_dir=snapshot_dir, keep_snapshots=1, verbose=0)
+    kwargs = dict(log_dir=log_dir, snapshot_dir=snapshot_dir, verbose=0)
     old = AnytimeRecorder(VALIDATION, **kwargs)
     _fit(_model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)), [old], epochs=3)
     assert _column(old.records, "step") == [4, 12]
-    assert os.listdir(snapshot_dir) == ["snapshot-cycle001.weights.h5"]
-    # Step 0: every old row and snapshot belongs to a discarded timeline.
-    new = AnytimeRecorder(VALIDATION, **kwargs)
-    _fit(_model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=5)), [new], epochs=2)
-    assert _column(new.records, "step") == [5]
-    _assert_files_match(log_dir, new.records)
-    assert os.listdir(snapshot_dir) == ["snapshot-cycle000.weights.h5"]
+    assert _snapshots(snapshot_dir) == ["snapshot-cycle000.weights.h5",
+                                        "snapshot-cycle001.weights.h5"]
+    files = {path: open(path, "rb").read() for path in (
+        os.path.join(log_dir, "anytime.json"), os.path.join(log_dir, "anytime.csv"))}
+    # A fresh model (step 0) pointed at the old folders: an error, nothing lost.
+    for folders in (kwargs, dict(log_dir=str(tmp_path / "new"), snapshot_dir=snapshot_dir),
+                    dict(log_dir=log_dir)):
+        new = AnytimeRecorder(VALIDATION, **{**folders, "verbose": 0})
+        model = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=5))
+        name = "log_dir" if folders.get("log_dir") == log_dir else "snapshot_dir"
+        with pytest.raises(ValueError, match=f"Argument `{name}` holds the results of run "):
+            _fit(model, [new], epochs=2)
+        assert int(model.optimizer.iterations) == 0  # refused before training
+        assert _snapshots(snapshot_dir) == ["snapshot-cycle000.weights.h5",
+                                            "snapshot-cycle001.weights.h5"]
+        for path, data in files.items():
+            assert open(path, "rb").read() == data
+
+
+def test_resume_of_another_model_is_refused(tmp_path):
+    log_dir = str(tmp_path / "logs")
+    old = AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)
+    _fit(_model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)), [old], epochs=3)
+    # Another model at step 12 (an epoch end the old run recorded).
+    other = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4), seed=3)
+    _fit(other, [], epochs=2)
+    with pytest.raises(ValueError, match="the model at step 12 is not the one that run "
+                       "saved at step 12"):
+        _fit(other, [AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)],
+             epochs=4, initial_epoch=2)
+    # At a step with no checkpoint, before rows a resume would drop.
+    other.optimizer.iterations.assign(10)
+    with pytest.raises(ValueError, match="recorded no checkpoint at step 10 to prove"):
+        _fit(other, [AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)],
+             epochs=4, initial_epoch=2)
+    with open(os.path.join(log_dir, "anytime.json")) as file:
+        assert json.load(file) == old.records
 
 
 def test_snapshots_keep_last_k_and_ensemble(tmp_path):
@@ -290,9 +324,9 @@ def test_snapshots_keep_last_k_and_ensemble(tmp_path):
     _fit(model, [recorder], epochs=2)
     assert _column(recorder.records, "step") == [2, 4, 6, 8, 10, 12]
     assert sorted(os.listdir(snapshot_dir)) == [
-        "snapshot-cycle004.weights.h5", "snapshot-cycle005.weights.h5"]
+        "anytime-run.json", "snapshot-cycle004.weights.h5", "snapshot-cycle005.weights.h5"]
     paths = recorder.snapshot_paths
-    assert [os.path.basename(p) for p in paths] == sorted(os.listdir(snapshot_dir))
+    assert [os.path.basename(p) for p in paths] == _snapshots(snapshot_dir)
 
     # A snapshot holds the weights that were evaluated for its row.
     probe = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=2, t_mul=1.0), seed=9)
@@ -441,3 +475,47 @@ def test_epochs_of_a_dataset_of_unknown_size():
     assert _column(inferred.records, "epoch") == [None, 2.0]
     assert inferred.records[0]["evaluated_epoch"] is None
     assert inferred.records[1]["evaluated_epoch"] == given.records[1]["evaluated_epoch"]
+
+
+def test_console_line_is_not_glued_onto_the_progress_bar(capsys):
+    recorder = AnytimeRecorder(VALIDATION, verbose=1)
+    x, y = _data()
+    _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)).fit(
+        x, y, batch_size=BATCH, epochs=2, verbose=1, callbacks=[recorder])
+    out = capsys.readouterr().out
+    assert out.count("AnytimeRecorder: cycle") == 2
+    assert out.count("\nAnytimeRecorder: cycle") == 2  # each at a line start
+    assert "loss" in out  # the progress bar was drawn
+
+
+def test_folder_written_before_run_files_existed(tmp_path):
+    log_dir = str(tmp_path)
+    model = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4))
+    first = AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)
+    _fit(model, [first], epochs=3)
+    os.remove(tmp_path / "anytime-run.json")  # as 0.2.0 left it
+    with pytest.raises(ValueError, match="holds the results of another run"):
+        _fit(_model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)),
+             [AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)], epochs=1)
+    resumed = AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)
+    _fit(model, [resumed], epochs=5, initial_epoch=3)  # step 18 > 0: continued
+    assert _column(resumed.records, "step") == [4, 12, 28]
+    assert resumed.records[:2] == first.records
+
+
+def test_resume_from_a_save_mid_epoch_warns_and_continues(tmp_path):
+    log_dir, backup_dir = str(tmp_path / "logs"), str(tmp_path / "backup")
+    first = AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)
+    with pytest.raises(_Crash):  # backups every 5 batches; a crash at step 27
+        _fit(_model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)),
+             [first, keras.callbacks.BackupAndRestore(backup_dir, save_freq=5),
+              _CrashAt(4, 2)], epochs=6)
+    assert _column(first.records, "step") == [4, 12]
+    model = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4), seed=5)
+    second = AnytimeRecorder(VALIDATION, log_dir=log_dir, verbose=0)
+    # Restored to step 25: no epoch end, no row after it; continued.
+    with pytest.warns(UserWarning, match="recorded no checkpoint at step 25"):
+        _fit(model, [keras.callbacks.BackupAndRestore(backup_dir, save_freq=5), second],
+             epochs=6)
+    assert _column(second.records, "step") == [4, 12, 28]
+    assert second.records[:2] == first.records
