@@ -434,21 +434,38 @@ def test_keras_adamw_package_normalized_decay():
     _assert_same_weights(_run(ours, theta, grads), expected, 1e-12)
 
 
-def test_keras_adamw_package_cosine_annealing_differs_by_one_step_per_cycle():
+@pytest.mark.parametrize("eta_min,eta_max", [(0.0, 1.0), (0.1, 2.0)])
+def test_keras_adamw_package_cosine_annealing_differs_by_one_step_per_cycle(
+        eta_min, eta_max):
     """Its cosine reaches eta_min on the last update of a cycle of T updates
     (t_cur / (T - 1)); CosineWarmRestarts reaches it one step later, at the
-    restart (T_cur / T). The multipliers differ by at most pi / (2 T)."""
+    restart (T_cur / T). With learning_rate = lr * eta_max and min_lr_ratio =
+    eta_min / eta_max the multipliers differ by at most
+    (eta_max - eta_min) * pi / (2 T), except at the first update (eta_t = 1)."""
     lr, l2, total = 2.0**-7, 0.05, 20
     theta, grads = _problem(steps=100)
-    _, their_etas = _keras_adamw(theta, grads, lr, l2, total, cosine=True, epsilon=0.0)
-    schedule = _restarts(1.0, total, 1.0)
-    our_etas = np.array([schedule.multiplier(step) for step in range(100)])
-    difference = np.abs(their_etas - our_etas)
-    assert difference.max() <= math.pi / (2 * total)
-    assert difference.max() > 0.1 * math.pi / (2 * total)
-    assert their_etas[total - 1] == pytest.approx(0.0, abs=1e-15)
-    np.testing.assert_allclose(their_etas[::total], 1.0)   # same restart steps
-    np.testing.assert_allclose(our_etas[::total], 1.0)
+    _, their_etas = _keras_adamw(theta, grads, lr, l2, total, cosine=True,
+                                 epsilon=0.0, eta_min=eta_min, eta_max=eta_max)
+    schedule = _restarts(eta_max, total, 1.0, eta_min / eta_max)
+    our_etas = np.array([float(schedule(step)) for step in range(100)])
+    assert their_etas[0] == 1.0
+    bound = (eta_max - eta_min) * math.pi / (2 * total)
+    difference = np.abs(their_etas - our_etas)[1:]
+    assert difference.max() <= bound
+    assert difference.max() > 0.1 * bound
+    assert their_etas[total - 1] == pytest.approx(eta_min, abs=1e-12)
+    np.testing.assert_allclose(their_etas[total::total], eta_max)  # same restarts
+    np.testing.assert_allclose(our_etas[total::total], eta_max, rtol=1e-7)
+
+
+def test_epsilon_hat_factors():
+    """The factors 1 / sqrt(1 - beta_2**t) quoted in docs/migration.md."""
+    factor = lambda t: 1 / math.sqrt(1 - 0.999**t)  # noqa: E731
+    assert round(factor(1), 1) == 31.6
+    assert round(factor(100), 1) == 3.2
+    assert round(factor(1000), 2) == 1.26
+    first_within_one_percent = next(t for t in range(1, 10**5) if factor(t) <= 1.01)
+    assert round(first_within_one_percent, -2) == 3900
 
 
 # ---------------------------------------------------------------- timm
