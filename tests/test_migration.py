@@ -17,9 +17,9 @@ import pytest
 
 import keras_adamwr
 
-STEPS = 200
-# Keras converts beta_1, beta_2 (in the bias corrections) and weight_decay
-# to float32 before casting them to a float64 variable's dtype; values exact
+STEPS = 120
+# Keras converts beta_1, beta_2 (in the bias corrections), SGD's momentum
+# and weight_decay to float32 before casting them to a float64 variable's dtype; values exact
 # in float32 keep the comparisons with Keras at float64 rounding.
 KERAS_BETAS = dict(beta_1=0.875, beta_2=1 - 2.0**-10)
 RATES_AND_DECAYS = [(2.0**-10, 1e-2), (3 * 2.0**-8, 0.05), (2.0**-6, 0.3)]
@@ -80,8 +80,8 @@ def _torch_run(theta, grads, make_optimizer, before_step=None, after_step=None):
     return np.array(history), np.array(rates)
 
 
-@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
-@pytest.mark.parametrize("scaling", ["schedule", "learning_rate"])
+@pytest.mark.parametrize("scaling,amsgrad", [
+    ("schedule", False), ("schedule", True), ("learning_rate", False)])
 @pytest.mark.parametrize("lr,wd", RATES_AND_DECAYS)
 def test_torch_adamw(lr, wd, scaling, amsgrad):
     torch = pytest.importorskip("torch")
@@ -270,8 +270,8 @@ def test_optax_amsgrad_takes_the_maximum_after_bias_correction():
 # ---------------------------------------------------------------- Keras
 
 
-@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
-@pytest.mark.parametrize("lr,wd", RATES_AND_DECAYS)
+@pytest.mark.parametrize("lr,wd,amsgrad", [
+    *[(lr, wd, False) for lr, wd in RATES_AND_DECAYS], (*RATES_AND_DECAYS[1], True)])
 def test_keras_adamw_without_epsilon(lr, wd, amsgrad):
     """With epsilon = 0 the conversion is exact: the two differ only in
     rounding (Keras decays in a separate pass before the update)."""
@@ -300,6 +300,19 @@ def test_keras_adamw_with_cosine_decay_restarts():
                               **KERAS_BETAS)
     # Both schedules are float32; they may differ in the last bit.
     _assert_same_weights(_run(ours, theta, grads), expected, 1e-9)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_keras_sgd_weight_decay(nesterov):
+    """Keras 3's SGD decays decoupled too, by lr_t * w: SGDW(lr * w).
+    (Keras rounds the momentum to float32 as well: 0.875 is exact.)"""
+    lr, wd, momentum = 2.0**-6, float(np.float32(0.1)), 0.875
+    theta, grads = _problem()
+    expected = _run(keras.optimizers.SGD(lr, momentum=momentum, nesterov=nesterov,
+                                         weight_decay=wd), theta, grads)
+    ours = keras_adamwr.SGDW(lr, momentum=momentum, nesterov=nesterov,
+                             weight_decay=lr * wd)
+    _assert_same_weights(_run(ours, theta, grads), expected, 1e-12)
 
 
 def test_keras_epsilon_is_epsilon_hat():
@@ -501,11 +514,11 @@ def test_timm_cosine_lr_scheduler_per_update():
                   warmup_t=4, warmup_prefix=True)
     schedule = _restarts(1.0, 6, 2.0, m_mul=0.5, warmup_steps=4)
     theirs = [_timm_cosine(t, **kwargs) for t in range(300)]
-    ours = [float(schedule(t)) for t in range(300)]
+    ours = [schedule.multiplier(t) for t in range(300)]
     np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
     # With a floor and a cycle decay, timm shrinks the peak, not the part
     # above the floor (Keras' and this library's m_mul): they differ.
     theirs = [_timm_cosine(t, **kwargs, lr_min=0.1) for t in range(300)]
-    ours = [float(_restarts(1.0, 6, 2.0, 0.1, m_mul=0.5, warmup_steps=4)(t))
-            for t in range(300)]
+    schedule = _restarts(1.0, 6, 2.0, 0.1, m_mul=0.5, warmup_steps=4)
+    ours = [schedule.multiplier(t) for t in range(300)]
     assert max(abs(a - b) for a, b in zip(ours, theirs)) > 0.01
