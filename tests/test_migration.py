@@ -300,6 +300,12 @@ def test_keras_adamw_with_cosine_decay_restarts():
                               **KERAS_BETAS)
     # Both schedules are float32; they may differ in the last bit.
     _assert_same_weights(_run(ours, theta, grads), expected, 1e-9)
+    names = inspect.signature(keras_adamwr.AdamWR).parameters
+    floor_name = "min_lr_ratio" if "min_lr_ratio" in names else "alpha"
+    in_one = keras_adamwr.AdamWR(lr, first_cycle_steps=10, t_mul=2.0, m_mul=0.5,
+                                 weight_decay=lr * wd, epsilon=0.0,
+                                 **{floor_name: floor}, **KERAS_BETAS)
+    _assert_same_weights(_run(in_one, theta, grads), expected, 1e-9)
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
