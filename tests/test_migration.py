@@ -528,3 +528,17 @@ def test_timm_cosine_lr_scheduler_per_update():
     schedule = _restarts(1.0, 6, 2.0, 0.1, m_mul=0.5, warmup_steps=4)
     ours = [schedule.multiplier(t) for t in range(300)]
     assert max(abs(a - b) for a, b in zip(ours, theirs)) > 0.01
+
+
+def test_timm_warmup_lr_init_and_cycle_limit():
+    """timm's warmup_lr_init and cycle_limit are warmup_start_ratio and
+    cycle_limit here (warmup_prefix=True, per-update stepping)."""
+    kwargs = dict(t_initial=6, cycle_mul=2.0, cycle_decay=0.5, cycle_limit=3,
+                  warmup_t=4, warmup_lr_init=0.002, warmup_prefix=True, base=0.01)
+    schedule = keras_adamwr.CosineWarmRestarts(
+        0.01, first_cycle_steps=6, t_mul=2.0, m_mul=0.5, warmup_steps=4,
+        warmup_start_ratio=0.002 / 0.01, cycle_limit=3)
+    theirs = [_timm_cosine(t, **kwargs) for t in range(80)]
+    ours = [0.01 * schedule.multiplier(t) for t in range(80)]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
+    assert theirs[4 + 6 + 12 + 24] == 0.0  # past the third cycle: the floor
