@@ -12,8 +12,6 @@ import os
 import sys
 import textwrap
 
-import keras
-
 OPTIMIZERS = ("adam_l2", "adamw", "adamwr", "sgdw", "sgdwr", "keras_adamw")
 NO_DECAY = ["gamma", "beta", "bias"]  # BN scale/offset and biases: not decayed
 
@@ -93,6 +91,8 @@ def make_optimizer(name, learning_rate, steps_per_epoch, epochs,
     and skips BatchNorm parameters and biases. `adam_l2` returns plain Adam:
     its L2 term lives in the model (`build_model(l2=...)`).
     """
+    import keras  # here, so that importing this module stays instant
+
     if name not in OPTIMIZERS:
         raise ValueError(f"Argument `name` must be one of {OPTIMIZERS}. "
                          f"Received: name={name!r}")

@@ -13,31 +13,46 @@ prepared: pass --data-dir or set TFDS_DATA_DIR; nothing is downloaded.
 
 Other scripts reuse `load_datasets`, `build_model`, `make_optimizer` and
 `main(argv) -> metrics`.
+
+TensorFlow, TFDS and Keras are imported where they are used, after the
+arguments are parsed, so `--help` and argument errors answer at once.
 """
 
+import argparse
+import importlib
+import math
 import os
+import time
+from typing import TYPE_CHECKING, NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
-from typing import NamedTuple  # noqa: E402
-
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_datasets as tfds  # noqa: E402
+if TYPE_CHECKING:  # for annotations; imported where used
+    import tensorflow as tf
 
 try:  # run as a script: examples/ is on sys.path
     import _common
-    import _models
 except ImportError:  # imported as examples.cifar10
-    from examples import _common, _models
+    from examples import _common
 
 # The pieces other scripts (compare.py) reuse, importable from here.
 OPTIMIZERS = _common.OPTIMIZERS
-build_model = _models.build_model
+ARCHS = ("preact_resnet", "shake_shake")  # keys of _models.ARCHS
 make_optimizer = _common.make_optimizer
+
+
+def _models():
+    """The model module (imports Keras, so TensorFlow: seconds)."""
+    try:
+        return importlib.import_module("_models")
+    except ImportError:
+        return importlib.import_module("examples._models")
+
+
+def build_model(*args, **kwargs):
+    """`_models.build_model`, imported on the first call."""
+    return _models().build_model(*args, **kwargs)
+
 
 MEAN = (0.4914, 0.4822, 0.4465)  # CIFAR-10 per-channel statistics on [0, 1]
 STD = (0.2470, 0.2435, 0.2616)
@@ -48,8 +63,8 @@ QUICK = {"epochs": 2, "train_examples": 1024, "test_examples": 512,
 
 class CifarData(NamedTuple):
     """Batched train/test pipelines and their sizes."""
-    train: tf.data.Dataset
-    test: tf.data.Dataset
+    train: "tf.data.Dataset"
+    test: "tf.data.Dataset"
     train_examples: int
     test_examples: int
     steps_per_epoch: int
@@ -65,6 +80,8 @@ def _split(builder, name, count):
 
 def _augment(example, seed):
     """Zero-pad by 4, random 32x32 crop, random horizontal flip (stateless)."""
+    import tensorflow as tf
+
     image, label = example
     crop_seed, flip_seed = tf.unstack(tf.random.split(seed, 2))
     image = tf.image.pad_to_bounding_box(image, 4, 4, 40, 40)
@@ -74,6 +91,8 @@ def _augment(example, seed):
 
 
 def _normalize(image, label):
+    import tensorflow as tf
+
     return (tf.cast(image, tf.float32) / 255.0 - MEAN) / STD, label
 
 
@@ -92,6 +111,9 @@ def load_datasets(data_dir=None, train_examples=None, test_examples=None,
     Raises:
         ExampleError: no prepared copy of the dataset in the data directory.
     """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
     builder = tfds.builder("cifar10", data_dir=data_dir)
     if not builder.is_prepared():
         raise _common.ExampleError(
@@ -131,7 +153,7 @@ def parse_args(argv=None):
     add = parser.add_argument
     add("--optimizer", choices=OPTIMIZERS, default="adamwr",
         help="default: %(default)s")
-    add("--arch", choices=sorted(_models.ARCHS), default="preact_resnet",
+    add("--arch", choices=ARCHS, default="preact_resnet",
         help="default: %(default)s")
     add("--depth", type=_positive_int,
         help="blocks per stage (default: 1; shake_shake: 4)")
@@ -171,7 +193,7 @@ def parse_args(argv=None):
     for name, value in {**DEFAULTS, **(QUICK if args.quick else {})}.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    default_depth, default_width = _models.ARCH_DEFAULTS[args.arch]
+    default_depth, default_width = _models().ARCH_DEFAULTS[args.arch]
     args.depth = args.depth or default_depth
     args.width = args.width or default_width
     if args.lr is None:
@@ -186,6 +208,8 @@ def main(argv=None):
     """Train and evaluate; write and return the metrics (a JSON-ready dict)."""
     args = parse_args(argv)
     _common.check_new_folder("--output-dir", args.output_dir)
+    import keras
+
     start = time.perf_counter()
     keras.utils.set_random_seed(args.seed)
     data = load_datasets(args.data_dir, args.train_examples,
@@ -237,6 +261,11 @@ def main(argv=None):
     print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss "
           f"{metrics['test_loss']:.4f}, {metrics['wall_seconds']:.0f} s; "
           f"wrote {args.output_dir}/metrics.json")
+    if args.quick:
+        print("--quick is a smoke test: it shows that training, evaluation "
+              "and the output files work end to end. Its accuracy (2 epochs "
+              "on 1,024 images, a width-8 model) says nothing about the "
+              "optimizer; see docs/comparison.md for a comparison.")
     return metrics
 
 
