@@ -65,6 +65,18 @@ class OptimizerState:
     def learning_rate(self, learning_rate):
         schedule = self.schedule
         if (
+            callable(self._learning_rate)
+            and schedule is None
+            and not isinstance(learning_rate, _Schedule)
+            and not callable(learning_rate)
+        ):
+            raise TypeError(
+                "This optimizer's learning rate is a callable: a number cannot "
+                "be set (and a callable cannot be scaled). Pass a float or a "
+                "`LearningRateSchedule` as `learning_rate` to make it settable. "
+                f"Received: learning_rate={learning_rate!r}"
+            )
+        if (
             schedule is None
             or isinstance(learning_rate, _Schedule)
             or callable(learning_rate)

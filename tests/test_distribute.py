@@ -265,7 +265,9 @@ def test_multiworker_chief_checkpoint_restores_on_one_machine(runs):
     fresh = programs.OPTIMIZERS[programs.MULTIWORKER_OPTIMIZER]()
     np.testing.assert_allclose(float(restored.optimizer.learning_rate),
                                float(fresh.schedule(programs.STEPS)), rtol=1e-7)
-    assert restored.optimizer.get_config() == fresh.get_config()
+    # Default names are unique per instance (as in Keras); the rest is equal.
+    assert ({**restored.optimizer.get_config(), "name": None}
+            == {**fresh.get_config(), "name": None})
 
 
 @pytest.mark.xfail(strict=True, reason="Keras 3: model.fit under "

@@ -166,3 +166,11 @@ def test_setting_a_schedule_replaces_it_and_resets_the_scale():
     optimizer.learning_rate = 1e-3
     optimizer.learning_rate = keras_adamwr.CosineWarmRestarts(2e-3, 5)
     assert float(optimizer.learning_rate) == pytest.approx(2e-3)
+
+
+def test_a_callable_learning_rate_is_not_settable_with_a_clear_error():
+    optimizer = keras_adamwr.AdamW(lambda: 1e-3, base_learning_rate=1e-3)
+    with pytest.raises(TypeError, match="callable"):
+        optimizer.learning_rate = 5e-4
+    optimizer.learning_rate = lambda: 2e-3  # replacing it works, as in Keras
+    assert float(optimizer.learning_rate) == pytest.approx(2e-3)
