@@ -85,19 +85,12 @@ def peak_learning_rate(learning_rate):
     return float(max(peak, getattr(learning_rate, "warmup_target", None) or 0))
 
 
-RESTART_ARGUMENTS = (
-    "first_cycle_steps", "t_mul", "m_mul", "min_lr_ratio", "warmup_steps",
-    "steps_per_epoch", "first_cycle_epochs", "warmup_epochs", "cycle_limit",
-    "warmup_start_ratio",
-)
-
-
 def restart_arguments(learning_rate, schedule_arguments, weight_decay,
                       normalized_weight_decay, kwargs):
     """`(schedule, normalized_weight_decay)` for AdamWR and SGDWR.
 
-    `schedule_arguments` holds the `CosineWarmRestarts` arguments
-    (`RESTART_ARGUMENTS`). Normalized decay at 0.025 is the default unless
+    `schedule_arguments` holds the `CosineWarmRestarts` keyword
+    arguments. Normalized decay at 0.025 is the default unless
     a raw decay is given. `alpha` is refused: the paper's alpha is the
     base rate, Keras' the floor.
     """

@@ -302,7 +302,7 @@ def test_table_near_t_mul_1_is_exact_without_exact_fractions(monkeypatch):
                         lambda self, i: calls.append(i) or original(self, i))
     cycles = _cycle_table.CycleStarts(1, 1.0006)
     cycles.extend(60_000)
-    assert cycles.starts[-1] > 2**62  # a table to 2**63 - 1 in 60,436 cycles
+    assert cycles.starts[-1] > 2**62  # a table to 2**63 - 1 in 60,435 cycles
     assert len(calls) <= 2
     t, total = Fraction(1.0006), Fraction(0)
     for index in range(120):
