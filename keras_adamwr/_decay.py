@@ -350,7 +350,11 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
             eta = self._learning_rate.multiplier_tensor(step)
         else:
             learning_rate = ops.convert_to_tensor(learning_rate)
-            eta = learning_rate / _to_dtype(self.base_learning_rate, learning_rate.dtype)
+            base = _to_dtype(self.base_learning_rate, learning_rate.dtype)
+            # Exactly 1 at the base rate, on every path: XLA rewrites
+            # `lambda * (lr / base)` as `lr * (lambda / base)` (two
+            # constants folded), which is up to 1 ulp off `lambda`.
+            eta = ops.where(ops.equal(learning_rate, base), 1, learning_rate / base)
         return self.weight_decay_at(step, dtype) * ops.cast(eta, dtype)
 
     def apply(self, grads, trainable_variables=None):

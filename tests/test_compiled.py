@@ -149,3 +149,26 @@ def test_not_used_where_keras_falls_back_from_xla(monkeypatch):
     optimizer.apply([np.ones(v.shape, "float32") for v in variables], variables)
     assert optimizer._scratch.compiled == {}
 
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("path", ["compiled", "kernels", "xla_model"])
+@pytest.mark.parametrize("cls", [keras_adamwr.AdamW, keras_adamwr.SGDW])
+def test_the_learning_rate_does_not_change_the_decay_bit_for_bit(cls, path, dtype):
+    # The decay is `eta_t * lambda` with `eta_t = lr_t / alpha` = 1 for a
+    # float rate. XLA folded `lambda * (lr / alpha)` into
+    # `lr * (lambda / alpha)`, 1 ulp off for some alpha (issue 9).
+    init = np.random.default_rng(0).normal(size=50).astype(dtype)
+    expected = init.copy()
+    for _ in range(10):
+        expected = expected - np.asarray(0.05, dtype) * expected
+    for alpha in (0.1, 1e-4, 3e-3, 1e-3, 0.01, 0.7):
+        optimizer = cls(alpha, weight_decay=0.05, jit_compile=path == "compiled")
+        variable = keras.Variable(init, dtype=dtype)
+        apply = lambda: optimizer.apply([tf.zeros(50, dtype)], [variable])  # noqa: E731
+        if path == "xla_model":
+            optimizer.build([variable])
+            apply = tf.function(apply, jit_compile=True, autograph=False)
+        for _ in range(10):
+            apply()
+        assert np.array_equal(variable.numpy(), expected), alpha
