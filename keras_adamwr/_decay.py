@@ -299,12 +299,11 @@ class DecoupledWeightDecay(keras.optimizers.Optimizer):
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         # Keras hook (pinned in tests/test_keras_hooks.py): runs `update_step`
         # for every variable of the step. With `jit_compile`, on TensorFlow,
-        # that whole loop is one XLA function.
+        # that loop runs as XLA functions (within the bounds of `_compiled`).
         update = super()._backend_update_step
         grads = dense_gradients(grads)
-        if use_compiled_update(self):
-            compiled_update_step(self, update, grads, trainable_variables, learning_rate)
-        else:
+        if not (use_compiled_update(self) and compiled_update_step(
+                self, update, grads, trainable_variables, learning_rate)):
             update(grads, trainable_variables, learning_rate)
 
     def _get_current_learning_rate(self):
