@@ -94,7 +94,8 @@ def export_training_state(model, path):
     variable of `model.variables` and `model.optimizer.variables`, in order.
     The SavedModel is written to a new folder beside `path` and renamed
     into place when complete; an earlier export at `path` is replaced then
-    (two renames: a crash between them leaves it as `path` + ".old-*").
+    (two renames: a crash between them leaves it in a folder `<name>.old-*`
+    beside `path`).
     """
     import tensorflow as tf
 
