@@ -1,4 +1,4 @@
-"""The whole update of a step as one XLA computation, on TensorFlow.
+"""The update of a step as XLA computations, on TensorFlow.
 
 TensorFlow's graph executor runs every elementwise op of `update_step` as
 its own kernel over whole tensors, so an Adam step reads and writes each
@@ -34,7 +34,8 @@ def xla_supported():
 
 
 def use_compiled_update(optimizer):
-    """Whether this step's update runs as one XLA function."""
+    """Whether this step's update may run as XLA functions (see
+    `compiled_functions` for the bounds)."""
     if not optimizer.jit_compile or keras.backend.backend() != "tensorflow":
         return False
     import tensorflow as tf
