@@ -27,8 +27,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import _common  # noqa: E402
+import many_variables  # noqa: E402
 
-BENCHMARKS = ("optimizer_step", "fit_throughput", "other_frameworks")
+BENCHMARKS = ("optimizer_step", "fit_throughput", "other_frameworks", "many_variables")
 DOC = os.path.join(_common.REPO_ROOT, "docs", "performance.md")
 NAMES = {
     "keras_adam": "Keras Adam",
@@ -510,8 +511,11 @@ DESIGN_TEXT = '''## How the update is compiled
 
 `keras_adamwr/_compiled.py`: on the TensorFlow backend, with `jit_compile=True`
 (the default), `_backend_update_step`, the Keras hook that runs `update_step`
-for every variable of a step, runs that loop as one
-`tf.function(jit_compile=True)`. The update code is the same `keras.ops` code
+for every variable of a step, runs that loop as
+`tf.function(jit_compile=True)`: one function per chunk of at most 64
+variables; a step of more than 512 variables, or a fifth set of variables
+with gradients (an eager loop over changing subsets), runs on the kernel
+path instead, so compile time and memory stay bounded (section 4). The update code is the same `keras.ops` code
 (the lockstep tests against `tests/reference.py` run both ways); only where it
 runs changes. Keras 2 optimizers did the same on GPU (`jit_compile=True`);
 Keras 3 compiles only whole train steps, and on a CPU-only TensorFlow not by
@@ -529,7 +533,7 @@ library's own code.
 '''
 
 
-def render(step, fit, other, meta):
+def render(step, fit, other, meta, many=None):
     machine, floor = machine_section(step, fit, meta["started"], meta["finished"],
                                      meta["quick"], meta["seconds"], meta["command"])
     fit_text, fit_implied = fit_section(fit)
@@ -551,6 +555,7 @@ def render(step, fit, other, meta):
         "",
         other_section(other),
         "",
+        *([many_variables.section(many), ""] if many else []),
         findings_section(step, floor, other),
         DESIGN_TEXT,
     ]
@@ -596,13 +601,16 @@ def write_page(results_dir, output):
     """Render the page from the JSON files of a run in `results_dir`."""
     results = {}
     for name in BENCHMARKS + ("meta",):
-        with open(os.path.join(results_dir, f"{name}.json")) as file:
+        path = os.path.join(results_dir, f"{name}.json")
+        if name == "many_variables" and not os.path.exists(path):
+            continue  # results of a run before this benchmark existed
+        with open(path) as file:
             results[name] = json.load(file)
     meta = results["meta"]
     for key in ("started", "finished"):
         meta[key] = datetime.datetime.fromisoformat(meta[key])
     text = render(results["optimizer_step"], results["fit_throughput"],
-                  results["other_frameworks"], meta)
+                  results["other_frameworks"], meta, results.get("many_variables"))
     with open(output, "w") as file:
         file.write(text)
 

@@ -10,6 +10,7 @@ from keras_adamwr.adamw import AdamW
 from keras_adamwr.adamw import AdamWR
 from keras_adamwr.callbacks import AnytimeRecorder
 from keras_adamwr.hyperparameters import HyperparameterLogger
+from keras_adamwr.saving import atomic_save
 from keras_adamwr.saving import build_optimizer
 from keras_adamwr.saving import export_training_state
 from keras_adamwr.saving import restore_training_state
@@ -33,6 +34,7 @@ __all__ = [
     "DecayConventionWarning",
     "normalized_weight_decay",
     "snapshot_ensemble_predict",
+    "atomic_save",
     "build_optimizer",
     "export_training_state",
     "restore_training_state",

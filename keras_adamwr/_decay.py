@@ -348,12 +348,11 @@ class DecoupledWeightDecay(OptimizerState, keras.optimizers.Optimizer):
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         # Keras hook (pinned in tests/test_keras_hooks.py): runs `update_step`
         # for every variable of the step. With `jit_compile`, on TensorFlow,
-        # that whole loop is one XLA function.
+        # that loop runs as XLA functions (within the bounds of `_compiled`).
         update = super()._backend_update_step
         grads = dense_gradients(grads)
-        if use_compiled_update(self):
-            compiled_update_step(self, update, grads, trainable_variables, learning_rate)
-        else:
+        if not (use_compiled_update(self) and compiled_update_step(
+                self, update, grads, trainable_variables, learning_rate)):
             update(grads, trainable_variables, learning_rate)
 
     def _get_current_learning_rate(self):
@@ -404,7 +403,11 @@ class DecoupledWeightDecay(OptimizerState, keras.optimizers.Optimizer):
                 eta = self._scaled(self._learning_rate.multiplier_tensor(step))
             else:
                 learning_rate = ops.convert_to_tensor(learning_rate)
-                eta = learning_rate / _to_dtype(self.base_learning_rate, learning_rate.dtype)
+                base = _to_dtype(self.base_learning_rate, learning_rate.dtype)
+                # Exactly 1 at the base rate, on every path: XLA rewrites
+                # `lambda * (lr / base)` as `lr * (lambda / base)` (two
+                # constants folded), which is up to 1 ulp off `lambda`.
+                eta = ops.where(ops.equal(learning_rate, base), 1, learning_rate / base)
             decay = self.weight_decay_at(step, dtype) * ops.cast(eta, dtype)
         return ops.minimum(decay, ops.convert_to_tensor(1.0, dtype))
 

@@ -7,9 +7,13 @@
 * `export_training_state` / `restore_training_state`: a TensorFlow
   SavedModel that carries the optimizer state beside a serving signature,
   and its restore into fresh Python objects (TensorFlow backend).
+* `atomic_save(model, path)`: `model.save` / `model.save_weights` that a
+  crash cannot leave half-written (Keras writes its files in place).
 """
 
 import os
+import shutil
+import tempfile
 
 
 def build_optimizer(model):
@@ -23,12 +27,75 @@ def build_optimizer(model):
     return model.optimizer
 
 
+def _fsync(path):
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def atomic_save(model, path, **kwargs):
+    """`model.save` (`.keras`) or `model.save_weights` (`.weights.h5`), atomic.
+
+    Keras writes into `path` itself, so a process killed while saving leaves
+    a file that cannot be loaded (and the previous one is gone). Here the
+    file is written under a temporary name in the same folder, flushed to
+    disk (`fsync`), and renamed over `path` (`os.replace`, atomic on POSIX
+    and Windows): after a crash `path` holds either the previous complete
+    file or the new one. `kwargs` go to Keras' method.
+
+    Example:
+
+        keras_adamwr.atomic_save(model, "run.keras")
+    """
+    path = os.path.abspath(os.fspath(path))
+    suffix = next((s for s in (".weights.h5", ".keras") if path.endswith(s)), None)
+    if suffix is None:
+        raise ValueError(
+            "Argument `path` must end in `.keras` or `.weights.h5`. "
+            f"Received: path={path!r}")
+    folder = os.path.dirname(path)
+    descriptor, temporary = tempfile.mkstemp(
+        suffix=".tmp" + suffix, prefix="." + os.path.basename(path)[:-len(suffix)] + "-",
+        dir=folder)
+    os.close(descriptor)
+    try:
+        if suffix == ".keras":
+            model.save(temporary, **kwargs)
+        else:
+            model.save_weights(temporary, **kwargs)
+        _fsync(temporary)
+        if os.path.exists(path):
+            shutil.copymode(path, temporary)  # keep the user's permissions
+        else:
+            os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    if os.name == "posix":
+        _fsync(folder)  # the rename itself
+    return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def export_training_state(model, path):
     """Writes a SavedModel with a serving signature and the training state.
 
     `serving_default(inputs)` returns `model(inputs, training=False)`; the
     attributes `model_variables` and `optimizer_variables` hold every
     variable of `model.variables` and `model.optimizer.variables`, in order.
+    The SavedModel is written to a new folder beside `path` and renamed
+    into place when complete; an earlier export at `path` is replaced then
+    (two renames: a crash between them leaves it in a folder `<name>.old-*`
+    beside `path`).
     """
     import tensorflow as tf
 
@@ -38,8 +105,25 @@ def export_training_state(model, path):
     spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype)
     module.serve = tf.function(lambda inputs: model(inputs, training=False),
                                input_signature=[spec])
-    tf.saved_model.save(module, os.fspath(path),
-                        signatures={"serving_default": module.serve})
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.split(path)
+    temporary = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    try:
+        tf.saved_model.save(module, temporary,
+                            signatures={"serving_default": module.serve})
+        for root, _, files in os.walk(temporary):
+            for file in files:
+                _fsync(os.path.join(root, file))
+        old = None
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f"{name}.old-", dir=parent)
+            os.replace(path, os.path.join(old, name))
+        os.replace(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old)
 
 
 def restore_training_state(path, model):

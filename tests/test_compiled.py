@@ -31,6 +31,11 @@ def _xla_calls(graph):
     ]
 
 
+def _functions(optimizer):
+    """Every (chunk, XLA function) pair the optimizer holds."""
+    return [pair for pairs in optimizer._scratch.compiled.values() for pair in pairs]
+
+
 def _variables(seed=0):
     rng = np.random.default_rng(seed)
     return [keras.Variable(rng.normal(size=shape).astype("float32"))
@@ -56,7 +61,7 @@ def test_eager_steps_reuse_one_compiled_function():
         rng = np.random.default_rng(seed)
         optimizer.apply([rng.normal(size=v.shape).astype("float32") for v in variables],
                         variables)
-    (function,) = optimizer._scratch.compiled.values()
+    ((_, function),) = _functions(optimizer)
     assert function.experimental_get_tracing_count() == 1
     # Another subset of the variables gets its own function, and updates
     # only its own variables, also for subsets of the same size.
@@ -109,12 +114,12 @@ def test_fit_with_and_without_compiled_update(case):
             gradient_accumulation_steps=2 if case == "accumulation" else None)
         model = _fit(optimizer, case == "xla_model", embedding=case == "embedding")
         weights.append(model.get_weights() + [v.numpy() for v in optimizer.variables])
-        functions = optimizer._scratch.compiled
+        functions = _functions(optimizer)
         assert len(functions) == (1 if jit_compile else 0)
         if jit_compile:
             # One trace for the train function; sparse embedding gradients
             # are made dense, so no retracing for their index counts.
-            assert next(iter(functions.values())).experimental_get_tracing_count() == 1
+            assert functions[0][1].experimental_get_tracing_count() == 1
     for compiled, kernels in zip(*weights):
         np.testing.assert_allclose(compiled, kernels, rtol=1e-5, atol=1e-6)
 
@@ -149,3 +154,94 @@ def test_not_used_where_keras_falls_back_from_xla(monkeypatch):
     optimizer.apply([np.ones(v.shape, "float32") for v in variables], variables)
     assert optimizer._scratch.compiled == {}
 
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("path", ["compiled", "kernels", "xla_model"])
+@pytest.mark.parametrize("cls", [keras_adamwr.AdamW, keras_adamwr.SGDW])
+def test_the_learning_rate_does_not_change_the_decay_bit_for_bit(cls, path, dtype):
+    # The decay is `eta_t * lambda` with `eta_t = lr_t / alpha` = 1 for a
+    # float rate. XLA folded `lambda * (lr / alpha)` into
+    # `lr * (lambda / alpha)`, 1 ulp off for some alpha (issue 9).
+    init = np.random.default_rng(0).normal(size=50).astype(dtype)
+    expected = init.copy()
+    for _ in range(10):
+        expected = expected - np.asarray(0.05, dtype) * expected
+    for alpha in (0.1, 1e-4, 3e-3, 1e-3, 0.01, 0.7):
+        optimizer = cls(alpha, weight_decay=0.05, jit_compile=path == "compiled")
+        variable = keras.Variable(init, dtype=dtype)
+        apply = lambda: optimizer.apply([tf.zeros(50, dtype)], [variable])  # noqa: E731
+        if path == "xla_model":
+            optimizer.build([variable])
+            apply = tf.function(apply, jit_compile=True, autograph=False)
+        for _ in range(10):
+            apply()
+        assert np.array_equal(variable.numpy(), expected), alpha
+
+
+def _small_variables(count, seed=0):
+    rng = np.random.default_rng(seed)
+    return [keras.Variable(rng.normal(size=(3,)).astype("float32")) for _ in range(count)]
+
+
+def test_changing_sets_of_variables_compile_a_bounded_number_of_functions():
+    # An eager loop whose variables with gradients change every step
+    # compiled and kept one XLA function per set, without limit (issue 10).
+    variables = _small_variables(12)
+    optimizer = CONSTRUCTORS["adamw"]()
+    kernels = CONSTRUCTORS["adamw"](jit_compile=False)
+    twins = [keras.Variable(v.numpy()) for v in variables]
+    optimizer.build(variables)
+    kernels.build(twins)
+    rng = np.random.default_rng(2)
+    for _ in range(8):
+        chosen = sorted(rng.choice(12, size=rng.integers(1, 12), replace=False))
+        grads = [rng.normal(size=3).astype("float32") for _ in chosen]
+        optimizer.apply(grads, [variables[i] for i in chosen])
+        kernels.apply(grads, [twins[i] for i in chosen])
+    assert len(optimizer._scratch.compiled) == _compiled.MAX_SUBSETS
+    traces = [f.experimental_get_tracing_count() for _, f in _functions(optimizer)]
+    assert traces == [1] * _compiled.MAX_SUBSETS
+    # The steps past the bound ran, on the kernel path.
+    for variable, twin in zip(variables, twins):
+        np.testing.assert_allclose(variable.numpy(), twin.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_many_variables_go_in_bounded_chunks_or_to_the_kernel_path():
+    # 10,000 small variables in one XLA function took minutes to compile
+    # and 14.7 GB (issue 10): at most MAX_VARIABLES_PER_FUNCTION per
+    # function, and past MAX_COMPILED_VARIABLES no compiling at all.
+    size = _compiled.MAX_VARIABLES_PER_FUNCTION
+    optimizer = CONSTRUCTORS["sgdw"]()
+    variables = _small_variables(2 * size + 1)
+    step = tf.function(lambda: optimizer.apply([tf.ones(3)] * len(variables), variables),
+                       autograph=False)
+    optimizer.build(variables)
+    graph = step.get_concrete_function().graph
+    assert len(_xla_calls(graph)) == 3
+    chunks = [chunk for chunk, _ in _functions(optimizer)]
+    assert [len(variables[c]) for c in chunks] == [size, size, 1]
+    assert variables == [v for c in chunks for v in variables[c]]
+
+    optimizer = CONSTRUCTORS["sgdw"]()
+    variables = _small_variables(_compiled.MAX_COMPILED_VARIABLES + 1)
+    optimizer.build(variables)
+    step = tf.function(lambda: optimizer.apply([tf.ones(3)] * len(variables), variables),
+                       autograph=False)
+    assert _xla_calls(step.get_concrete_function().graph) == []
+    assert optimizer._scratch.compiled == {}
+
+
+def test_chunked_update_equals_the_kernel_path():
+    results = []
+    for jit_compile in (True, False):
+        optimizer = CONSTRUCTORS["adamwr"](jit_compile=jit_compile)
+        variables = _small_variables(_compiled.MAX_VARIABLES_PER_FUNCTION + 5)
+        rng = np.random.default_rng(3)
+        for _ in range(4):
+            optimizer.apply([rng.normal(size=3).astype("float32") for _ in variables],
+                            variables)
+        results.append([v.numpy() for v in variables + optimizer.variables])
+        assert len(_functions(optimizer)) == (2 if jit_compile else 0)
+    for compiled, kernels in zip(*results):
+        np.testing.assert_allclose(compiled, kernels, rtol=1e-5, atol=1e-7)
