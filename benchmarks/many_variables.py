@@ -84,7 +84,7 @@ def section(result):
     """The page's section from `run`'s result."""
     rows = [
         [f"{c['count']:,} x {c['parameters']}", f"`jit_compile={c['jit_compile']}`",
-         f"{c['first_step_s']:.1f} s", f"{c['step_s'] * 1e3:.0f} ms", c["xla_functions"],
+         f"{c['first_step_s']:.1f} s", f"{c['step_s']:.3g} s", c["xla_functions"],
          f"{c['peak_rss_gb']:.2f} GB"]
         for c in result["cases"]]
     header = ["variables x parameters", "AdamWR", "first step (build, trace, compile)",
