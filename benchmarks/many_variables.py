@@ -94,14 +94,14 @@ def section(result):
     return "\n".join([
         "## 4. Many small variables",
         "",
-        "`benchmarks/many_variables.py`: eager `AdamWR.apply` over many variables "
+        ("`benchmarks/many_variables.py`: eager `AdamWR.apply` over many variables "
         "of 100 float32 parameters, each case in its own process (`--quick`: "
-        "10,000 variables only, one step after the first). The compiled update puts at most 64 variables in one XLA function "
-        "and runs steps of more than 512 variables on the kernel path, so compile "
+        "10,000 variables only, one step after the first). The compiled update "
+        "puts at most 64 variables in one XLA function and runs steps of more than 512 variables on the kernel path, so compile "
         "time and memory stay bounded. Before, one XLA function held all variables: "
         "10,000 x 100 took 347 s and 14.7 GB for the first eager step with the "
         "default, then 1.84 s per step against 0.52 s with `jit_compile=False` "
-        "(issue 10, measured on another machine).",
+        "(issue 10, measured on another machine)."),
         "",
         *lines,
     ])
