@@ -170,7 +170,8 @@ class AdamW(DecoupledWeightDecay):
         self.assign_add(v, ops.cast(v_increment, v.dtype))
         if self.amsgrad:
             v_hat = self._velocity_hats[index]
-            self.assign(v_hat, ops.maximum(v_hat, v))
+            # Not ops.maximum: on torch it computes float64 in float32.
+            self.assign(v_hat, ops.where(ops.less(v, v_hat), v_hat, v))
             v = v_hat
         m, v = ops.cast(m, dtype), ops.cast(v, dtype)
         step = scalars["step_size"] * m / (ops.sqrt(v) + scalars["epsilon"])

@@ -1,12 +1,97 @@
-"""Test set-up: TensorFlow backend, quiet logs, float32 policy restored."""
+"""Test set-up: the backend, quiet logs, float32 policy restored, and the
+tests that need TensorFlow itself.
+
+The backend is KERAS_BACKEND when set outside (tensorflow otherwise), so the
+same suite runs as `KERAS_BACKEND=jax pytest tests` (see `tools/test.sh
+--matrix`). Tests that use TensorFlow's own API (`tf.function`,
+`tf.IndexedSlices`, `tf.train.Checkpoint`, SavedModel, `tf.distribute`,
+`tf.summary`, `tf.data`, the XLA update of `keras_adamwr/_compiled.py`) are
+`tensorflow_only`: skipped on the other backends. To add one, either
+
+- decorate it with `@pytest.mark.tensorflow_only` (a whole module:
+  `pytestmark = pytest.mark.tensorflow_only`), or
+- list its id in TENSORFLOW_ONLY below ("*" matches any text, so
+  "tests/test_x.py::test_y[xla-*" selects some parameters of a test).
+
+A module that needs TensorFlow to import at all goes in TENSORFLOW_MODULES:
+it is not collected on the other backends, where TensorFlow may not be
+installed. A module that uses `tf` in some of its tests only imports it
+with `try: import tensorflow as tf` / `except ImportError: tf = None`.
+"""
 
 import os
+import re
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+
+BACKEND = keras.backend.backend()
+
+# Not collected unless the backend is TensorFlow (they import it at the top).
+TENSORFLOW_MODULES = [
+    "test_compiled.py",    # the XLA update of _compiled.py is TensorFlow's
+    "test_distribute.py",  # tf.distribute
+]
+
+# Test ids ("*" = any text) that need TensorFlow.
+TENSORFLOW_ONLY = [
+    # One subprocess each on JAX and TensorFlow: it compares the two.
+    "tests/test_backends.py::test_jax_backend_matches_reference_and_tensorflow",
+    # jit_compile=True: the XLA update (keras_adamwr/_compiled.py).
+    "tests/test_optimizers.py::test_lockstep_with_paper[xla-*",
+    # tf.function (with and without XLA).
+    "tests/test_schedules.py::test_eager_function_and_xla_agree",
+    # tf.IndexedSlices.
+    "tests/test_optimizers.py::test_sparse_gradients_with_repeated_indices_are_the_gradient*",
+    # tf.train.Checkpoint and SavedModel (export/restore_training_state).
+    "tests/test_persistence.py::test_tf_train_checkpoint_resumes_exactly*",
+    "tests/test_persistence.py::test_saved_model_*",
+    "tests/test_persistence.py::test_tf_checkpoint_of_another_configuration_*",
+    # tf.summary (TensorBoard) and tf.data.
+    "tests/test_callbacks.py::test_tensorboard_scalars",
+    "tests/test_callbacks.py::test_epochs_of_a_dataset_of_unknown_size",
+]
+
+
+def _pattern(test_id):
+    return re.compile(".*".join(map(re.escape, test_id.split("*"))) + r"(\[.*)?\Z")
+
+
+_TENSORFLOW_ONLY = [_pattern(test_id) for test_id in TENSORFLOW_ONLY]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "tensorflow_only: needs TensorFlow's own API; skipped on other backends")
+
+
+def pytest_ignore_collect(collection_path, config):
+    if BACKEND != "tensorflow" and collection_path.name in TENSORFLOW_MODULES:
+        return True
+    return None
+
+
+def pytest_report_header(config):
+    header = f"keras {keras.__version__}, backend {BACKEND}"
+    if BACKEND != "tensorflow":
+        header += ("; not collected (TensorFlow only): "
+                   + ", ".join(TENSORFLOW_MODULES))
+    return header
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(pattern.match(item.nodeid) for pattern in _TENSORFLOW_ONLY):
+            item.add_marker(pytest.mark.tensorflow_only)
+    if BACKEND == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"needs TensorFlow (backend: {BACKEND})")
+    for item in items:
+        if item.get_closest_marker("tensorflow_only"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
