@@ -6,6 +6,7 @@ whose backend package is missing (`pip install keras_adamwr` with no extra).
 """
 
 import configparser
+import importlib.util
 import os
 import pathlib
 import re
@@ -43,6 +44,18 @@ def test_missing_backend_package_says_what_to_install(tmp_path):
     assert last_line.startswith("ImportError: keras_adamwr needs a Keras backend"), last_line
     assert "'jax'" in last_line
     assert 'pip install "keras_adamwr[tensorflow]"' in last_line
+
+
+@pytest.mark.parametrize("backend", _requirements.BACKEND_PACKAGES)
+def test_real_keras_without_its_backend_package(backend):
+    if importlib.util.find_spec(backend) is not None:
+        pytest.skip(f"{backend} is installed")
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", "import keras_adamwr"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("ImportError: keras_adamwr needs a Keras backend"), last_line
+    assert f"No module named '{backend}'" in last_line
 
 
 def test_check_keras_version_bounds():
