@@ -45,7 +45,10 @@ def fit(case):
     """Weights and optimizer variables after 12 global batches, as arrays."""
     keras.utils.set_random_seed(1)
     model = keras.Sequential([
-        keras.Input((6,)), keras.layers.Dense(8), keras.layers.BatchNormalization(),
+        # No bias before BatchNormalization: its gradient is rounding noise,
+        # which Adam would scale up to full steps of either sign.
+        keras.Input((6,)), keras.layers.Dense(8, use_bias=False),
+        keras.layers.BatchNormalization(),
         keras.layers.Activation("relu"), keras.layers.Dense(2)])
     optimizer = _optimizer(case)
     model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))

@@ -56,11 +56,27 @@ TENSORFLOW_ONLY = [
 ]
 
 
+# Test ids that need float64 variables: skipped on JAX unless JAX_ENABLE_X64
+# is set (without it, JAX has no float64 and Keras makes them float32).
+FLOAT64 = [
+    "tests/test_optimizers.py::test_lockstep_with_paper[*-float64]",
+]
+
+
+def _float64_missing():
+    if BACKEND != "jax":
+        return False
+    import jax
+
+    return not jax.config.jax_enable_x64
+
+
 def _pattern(test_id):
     return re.compile(".*".join(map(re.escape, test_id.split("*"))) + r"(\[.*)?\Z")
 
 
 _TENSORFLOW_ONLY = [_pattern(test_id) for test_id in TENSORFLOW_ONLY]
+_FLOAT64 = [_pattern(test_id) for test_id in FLOAT64]
 
 
 def pytest_configure(config):
@@ -86,12 +102,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(pattern.match(item.nodeid) for pattern in _TENSORFLOW_ONLY):
             item.add_marker(pytest.mark.tensorflow_only)
-    if BACKEND == "tensorflow":
-        return
-    skip = pytest.mark.skip(reason=f"needs TensorFlow (backend: {BACKEND})")
-    for item in items:
-        if item.get_closest_marker("tensorflow_only"):
-            item.add_marker(skip)
+    if BACKEND != "tensorflow":
+        skip = pytest.mark.skip(reason=f"needs TensorFlow (backend: {BACKEND})")
+        for item in items:
+            if item.get_closest_marker("tensorflow_only"):
+                item.add_marker(skip)
+    if _float64_missing():
+        skip = pytest.mark.skip(reason="float64 on JAX needs JAX_ENABLE_X64=1")
+        for item in items:
+            if any(pattern.match(item.nodeid) for pattern in _FLOAT64):
+                item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
