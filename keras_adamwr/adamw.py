@@ -171,7 +171,8 @@ class AdamW(DecoupledWeightDecay):
         if self.amsgrad:
             v_hat = self._velocity_hats[index]
             # Not ops.maximum: on torch it computes float64 in float32.
-            self.assign(v_hat, ops.where(ops.less(v, v_hat), v_hat, v))
+            new, old = ops.cast(v, dtype), ops.cast(v_hat, dtype)
+            self.assign(v_hat, ops.cast(ops.where(ops.less(new, old), old, new), v_hat.dtype))
             v = v_hat
         m, v = ops.cast(m, dtype), ops.cast(v, dtype)
         step = scalars["step_size"] * m / (ops.sqrt(v) + scalars["epsilon"])
