@@ -13,6 +13,10 @@ same suite runs as `KERAS_BACKEND=jax pytest tests` (see `tools/test.sh
 - list its id in TENSORFLOW_ONLY below ("*" matches any text, so
   "tests/test_x.py::test_y[xla-*" selects some parameters of a test).
 
+A test that one other backend cannot run goes in BACKEND_LIMITS with the
+reason; one that needs float64 variables goes in FLOAT64 (JAX has none
+unless JAX_ENABLE_X64 is set).
+
 A module that needs TensorFlow to import at all goes in TENSORFLOW_MODULES:
 it is not collected on the other backends, where TensorFlow may not be
 installed. A module that uses `tf` in some of its tests only imports it
@@ -55,6 +59,14 @@ TENSORFLOW_ONLY = [
     "tests/test_callbacks.py::test_epochs_of_a_dataset_of_unknown_size",
 ]
 
+
+# Test ids one other backend cannot run, with the reason.
+BACKEND_LIMITS = {
+    "torch": {
+        "tests/test_callbacks.py::test_steps_per_execution_records_every_crossed_boundary":
+            "Keras: steps_per_execution must be 1 with the PyTorch backend",
+    },
+}
 
 # Test ids that need float64 variables: skipped on JAX unless JAX_ENABLE_X64
 # is set (without it, JAX has no float64 and Keras makes them float32).
@@ -107,6 +119,11 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if item.get_closest_marker("tensorflow_only"):
                 item.add_marker(skip)
+    for test_id, reason in BACKEND_LIMITS.get(BACKEND, {}).items():
+        pattern = _pattern(test_id)
+        for item in items:
+            if pattern.match(item.nodeid):
+                item.add_marker(pytest.mark.skip(reason=reason))
     if _float64_missing():
         skip = pytest.mark.skip(reason="float64 on JAX needs JAX_ENABLE_X64=1")
         for item in items:

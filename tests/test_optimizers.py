@@ -37,7 +37,8 @@ def _run(optimizer, theta, grads):
     variable = keras.Variable(theta, dtype=theta.dtype)
     history = []
     for gradient in grads:
-        optimizer.apply([gradient], [variable])
+        # A tensor: Keras' own optimizers take no NumPy gradients on torch.
+        optimizer.apply([keras.ops.convert_to_tensor(gradient)], [variable])
         history.append(keras.ops.convert_to_numpy(variable))
     return history
 

@@ -226,7 +226,7 @@ def _run_worker(run_dir, *arguments):
     return subprocess.run(
         [sys.executable, "-m", "tests._fault_worker", str(run_dir), *map(str, arguments)],
         cwd=REPOSITORY, capture_output=True, text=True, timeout=240,
-        env={**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"})
+        env={**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
 def _rows(run_dir):
