@@ -65,6 +65,10 @@ LOSS_SCALE_APPLY = ("Keras: an eager LossScaleOptimizer.apply leaks JAX tracers 
                     "(keras.optimizers.Adam too; fit uses stateless_apply)")
 BACKEND_LIMITS = {
     "jax": {
+        # Keras on JAX runs the update at every micro-batch and keeps it
+        # only at weight updates (jnp.where), so the spy sees 4 calls.
+        "tests/test_keras_hooks.py::test_backend_update_step_receives_every_step_and_the_learning_rate":  # noqa: E501
+            "Keras on JAX calls _backend_update_step at every micro-batch",
         "tests/test_precision.py::test_loss_scale_optimizer_update_matches_float32_reference":
             LOSS_SCALE_APPLY,
         "tests/test_precision.py::test_skipped_mixed_float16_steps_leave_weights_slots_and_schedule_alone":  # noqa: E501
