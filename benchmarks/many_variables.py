@@ -84,7 +84,7 @@ def section(result):
     """The page's section from `run`'s result."""
     rows = [
         [f"{c['count']:,} x {c['parameters']}", f"`jit_compile={c['jit_compile']}`",
-         f"{c['first_step_s']:.1f} s", f"{c['step_s'] * 1e3:.0f} ms", c["xla_functions"],
+         f"{c['first_step_s']:.1f} s", f"{c['step_s']:.3g} s", c["xla_functions"],
          f"{c['peak_rss_gb']:.2f} GB"]
         for c in result["cases"]]
     header = ["variables x parameters", "AdamWR", "first step (build, trace, compile)",
@@ -94,14 +94,14 @@ def section(result):
     return "\n".join([
         "## 4. Many small variables",
         "",
-        "`benchmarks/many_variables.py`: eager `AdamWR.apply` over many variables "
+        ("`benchmarks/many_variables.py`: eager `AdamWR.apply` over many variables "
         "of 100 float32 parameters, each case in its own process (`--quick`: "
-        "10,000 variables only, one step after the first). The compiled update puts at most 64 variables in one XLA function "
-        "and runs steps of more than 512 variables on the kernel path, so compile "
+        "10,000 variables only, one step after the first). The compiled update "
+        "puts at most 64 variables in one XLA function and runs steps of more than 512 variables on the kernel path, so compile "
         "time and memory stay bounded. Before, one XLA function held all variables: "
         "10,000 x 100 took 347 s and 14.7 GB for the first eager step with the "
         "default, then 1.84 s per step against 0.52 s with `jit_compile=False` "
-        "(issue 10, measured on another machine).",
+        "(issue 10, measured on another machine)."),
         "",
         *lines,
     ])

@@ -4,6 +4,8 @@ Loshchilov & Hutter, "Decoupled Weight Decay Regularization" (ICLR 2019),
 implemented as the paper states it. See `docs/` for the update rules.
 """
 
+# First: a clear ImportError for a Keras older than 3.10 or a missing backend.
+from keras_adamwr import _requirements  # noqa: F401
 from keras_adamwr._decay import DecayConventionWarning
 from keras_adamwr._decay import normalized_weight_decay
 from keras_adamwr.adamw import AdamW

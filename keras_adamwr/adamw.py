@@ -203,7 +203,9 @@ class AdamW(DecoupledWeightDecay):
         self.assign_add(v, ops.cast(v_increment, v.dtype))
         if self.amsgrad:
             v_hat = self._velocity_hats[index]
-            self.assign(v_hat, ops.maximum(v_hat, v))
+            # Not ops.maximum: on torch it computes float64 in float32.
+            new, old = ops.cast(v, dtype), ops.cast(v_hat, dtype)
+            self.assign(v_hat, ops.cast(ops.where(ops.less(new, old), old, new), v_hat.dtype))
             v = v_hat
         m, v = ops.cast(m, dtype), ops.cast(v, dtype)
         denominator = ops.sqrt(v) + scalars["epsilon"]

@@ -269,6 +269,9 @@ class AnytimeRecorder(keras.callbacks.Callback):
     # Detection and recording.
 
     def _step(self):
+        # On JAX, Keras' `model` property first copies the running fit's
+        # state into the variables (they hold none mid-epoch otherwise).
+        _ = self.model
         return int(self._optimizer.iterations)
 
     def _extend(self, step):

@@ -51,7 +51,7 @@ def _optimizers():
         "adamwr": lambda **kw: keras_adamwr.AdamWR(
             3e-3, first_cycle_steps=4, exclude_from_weight_decay=["bias"], **kw),
         "sgdwr": lambda **kw: keras_adamwr.SGDWR(
-            0.05, first_cycle_steps=3, t_mul=1.5, m_mul=0.8, alpha=0.1, **kw),
+            0.05, first_cycle_steps=3, t_mul=1.5, m_mul=0.8, min_lr_ratio=0.1, **kw),
         "keras_adam": lambda **kw: keras.optimizers.Adam(3e-3, **kw),
     }
 

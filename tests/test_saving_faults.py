@@ -27,7 +27,7 @@ FILES = {"keras": "run.keras", "weights": "run.weights.h5"}
 def _worker(*arguments):
     return subprocess.run(
         [sys.executable, "-m", "tests._save_fault_worker", *map(str, arguments)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
         env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
 
 
@@ -72,7 +72,7 @@ def test_keras_save_killed_mid_save_leaves_an_unloadable_file(tmp_path):
     path = tmp_path / "run.keras"
     _trained().save(path)
     _killed("keras", path, 1)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 (Keras' error here varies)
         keras.models.load_model(path)
 
 
