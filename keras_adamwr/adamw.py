@@ -258,7 +258,8 @@ class AdamWR(AdamW):
             to `None`.
         normalized_weight_decay: `lambda_norm`. Defaults to `0.025` unless
             `weight_decay` is given.
-        name: Optimizer name. Defaults to `"adamwr"`.
+        name: Optimizer name. Defaults to `None` (a unique name made by
+            Keras from the class name).
         steps_per_epoch: Weight updates per epoch (see
             `keras_adamwr.batches_per_epoch`), for the `*_epochs`
             arguments. Defaults to `None`.

@@ -148,8 +148,11 @@ def plot_schedule(schedule_or_optimizer, epochs, steps_per_epoch=None, path=None
     matplotlib (imported here, not with the package).
 
     Args:
-        schedule_or_optimizer, epochs, steps_per_epoch: As in
-            `schedule_table`.
+        schedule_or_optimizer: A `CosineWarmRestarts` (or other
+            schedule) or an optimizer, as in `schedule_table`.
+        epochs: Length of the run in epochs, as in `schedule_table`.
+        steps_per_epoch: Weight updates per epoch, as in `schedule_table`.
+            Defaults to `None` (the schedule's own).
         path: Where to save the figure (any format matplotlib knows).
             Defaults to `None` (not saved).
         title: Figure title. Defaults to `None`.

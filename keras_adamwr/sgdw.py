@@ -151,10 +151,18 @@ class SGDWR(SGDW):
         weight_decay: A raw `lambda` instead. Defaults to `None`.
         normalized_weight_decay: Defaults to `0.025` unless `weight_decay`
             is given.
-        name: Optimizer name. Defaults to `"sgdwr"`.
-        steps_per_epoch, first_cycle_epochs, warmup_epochs, cycle_limit,
-            warmup_start_ratio: As in `AdamWR`. Default to `None`, `None`,
-            `None`, `None`, `0.0`.
+        name: Optimizer name. Defaults to `None` (a unique name made by
+            Keras from the class name).
+        steps_per_epoch: Weight updates per epoch, for the `*_epochs`
+            arguments, as in `AdamWR`. Defaults to `None`.
+        first_cycle_epochs: Length of the first cycle in epochs, as in
+            `AdamWR`. Defaults to `None`.
+        warmup_epochs: Warm-up in epochs, as in `AdamWR`. Defaults to
+            `None`.
+        cycle_limit: Number of cycles, then the floor, as in `AdamWR`.
+            Defaults to `None` (no limit).
+        warmup_start_ratio: First warm-up rate as a fraction of the peak,
+            as in `AdamWR`. Defaults to `0.0`.
         **kwargs: The other `SGDW` and Keras optimizer arguments.
 
     Examples:
