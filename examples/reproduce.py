@@ -69,11 +69,14 @@ FULL = dict(
     # Budgets (claim 3): AdamW at its best learning rate.
     budgets=(3, 7, 15),
     grid_seed=0,
+    grid_optimizers=("adam_l2", "adamw", "sgd_l2", "sgdw"),
 )
+# --quick (CI): every code path, 6 tiny runs.
 QUICK = dict(FULL, train_examples=128, test_examples=500, epochs=3,
-             widths=(4, 8, 8), lr_factors=(0.5, 2.0),
-             decay_factors=(0.1, 10.0), coarse=(0, 1), repeat_seeds=(1,),
-             budgets=(1, 3))
+             widths=(4, 8, 8), lr_factors=(1.0,), decay_factors=(1.0,),
+             coarse=(0,), repeat_seeds=(1,), budgets=(1, 3),
+             grid_optimizers=("adam_l2", "adamw"),
+             repeat_optimizers=("adam_l2", "adamw", "adamwr"))
 
 GRID_OPTIMIZERS = ("adam_l2", "adamw", "sgd_l2", "sgdw")
 L2 = ("adam_l2", "sgd_l2")
@@ -151,7 +154,7 @@ def append_row(path, row):
 def grid_specs(settings, indices):
     specs = []
     for i in indices["lr"]:
-        for optimizer in GRID_OPTIMIZERS:
+        for optimizer in settings["grid_optimizers"]:
             lrs, decays = grid_values(settings, optimizer)
             for j in indices["decay"]:
                 specs.append(dict(phase="grid", optimizer=optimizer, lr=lrs[i],
@@ -193,7 +196,8 @@ def plan(rows, settings):
     specs = grid_phase(settings)
     if any(run_key(s, settings) not in done for s in specs):
         return specs  # the next phases depend on the complete grid
-    best = {opt: best_cell(rows, settings, opt) for opt in GRID_OPTIMIZERS}
+    best = {opt: best_cell(rows, settings, opt)
+            for opt in settings["grid_optimizers"]}
     for seed in settings["repeat_seeds"]:
         for optimizer in settings["repeat_optimizers"]:
             lr, decay = best[RESTARTS.get(optimizer, optimizer)]
