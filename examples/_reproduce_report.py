@@ -80,12 +80,15 @@ def decay_slope(lrs, decays, errors, noise, rng):
     None). The bootstrap adds Gaussian noise of sd `noise` (the seed-to-seed
     spread) to every cell and re-fits.
     """
-    complete = ~np.isnan(errors).any(axis=1)
-    if complete.sum() < 3:
+    # Until the grid is complete: the largest sub-grid without holes (the
+    # coarse grid), rows that have data x columns complete in all of them.
+    has_data = ~np.isnan(errors).all(axis=1)
+    columns = ~np.isnan(errors[has_data]).any(axis=0)
+    if has_data.sum() < 3 or columns.sum() < 3:
         return None, None, None
-    x = np.log10(lrs[complete])
-    log_decays = np.log10(decays)
-    grid = errors[complete]
+    x = np.log10(lrs[has_data])
+    log_decays = np.log10(decays[columns])
+    grid = errors[has_data][:, columns]
     best = np.array([best_log_decay(log_decays, row) for row in grid])
     slope = np.polyfit(x, best, 1)[0]
     draws = []
@@ -98,11 +101,8 @@ def decay_slope(lrs, decays, errors, noise, rng):
 
 def seed_noise(rows, settings):
     """Pooled seed-to-seed sd of the final error at the repeated cells."""
-    groups = {}
-    for row in rows:
-        if row["phase"] == "repeat":
-            groups.setdefault(row["optimizer"], []).append(
-                row["final_test_error"])
+    groups = {opt: [r["final_test_error"] for r in group]
+              for opt, group in repeat_rows(rows, settings).items()}
     variances = [np.var(v, ddof=1) for v in groups.values() if len(v) > 1]
     if variances:
         return float(np.sqrt(np.mean(variances))), "seed"
@@ -112,7 +112,7 @@ def seed_noise(rows, settings):
 
 def claim_grid(rows, settings, page, images, rng):
     results = {opt: grid_matrix(rows, settings, opt)
-               for opt in reproduce.GRID_OPTIMIZERS}
+               for opt in settings["grid_optimizers"]}
     cells = np.concatenate([e.ravel() for _, _, e in results.values()])
     if np.isnan(cells).all():
         return ["No grid runs yet."], {}
@@ -136,7 +136,7 @@ def claim_grid(rows, settings, page, images, rng):
         slope, best, interval = decay_slope(lrs, decays, errors, noise, rng)
         slopes[opt] = (slope, interval)
         if best is not None:
-            complete = ~np.isnan(errors).any(axis=1)
+            complete = ~np.isnan(errors).all(axis=1)
             log_d = np.log10(decays)
             position = (best - log_d[0]) / (log_d[1] - log_d[0])
             axes.plot(position, np.arange(len(lrs))[complete], "w--o",
@@ -162,7 +162,7 @@ def claim_grid(rows, settings, page, images, rng):
         "| optimizer | cells done | best cell (lr, decay) | best error | "
         "slope of log(best decay) on log(lr) | 90% interval |",
         "|---|---|---|---|---|---|"]
-    for opt in reproduce.GRID_OPTIMIZERS:
+    for opt in settings["grid_optimizers"]:
         lrs, decays, errors = results[opt]
         done = int((~np.isnan(errors)).sum())
         if done:
@@ -192,16 +192,24 @@ def claim_grid(rows, settings, page, images, rng):
 # ---------------------------------------------------------------------------
 # Claims 2 and 4: the repeated runs
 # ---------------------------------------------------------------------------
-def repeat_rows(rows):
-    groups = {}
+def repeat_rows(rows, settings):
+    """{optimizer: repeat rows at one cell}: the full grid's best cell if
+    its repeats have started, else the cell with the most repeats."""
+    preferred = reproduce.repeat_cells(rows, settings) or {}
+    cells = {}
     for row in rows:
         if row["phase"] == "repeat":
-            groups.setdefault(row["optimizer"], []).append(row)
+            cells.setdefault(row["optimizer"], {}).setdefault(
+                (row["lr"], row["decay"]), []).append(row)
+    groups = {}
+    for opt, by_cell in cells.items():
+        cell = preferred.get(reproduce.RESTARTS.get(opt, opt))
+        groups[opt] = by_cell.get(cell) or max(by_cell.values(), key=len)
     return groups
 
 
 def claim_seeds(rows, settings, page, images):
-    groups = repeat_rows(rows)
+    groups = repeat_rows(rows, settings)
     if not groups:
         return ["No repeated runs yet (they start when the grid is "
                 "complete)."], {}
@@ -262,12 +270,12 @@ def mean_curve(group, anytime=False):
 
 
 def claim_anytime(rows, settings, page, images):
-    groups = repeat_rows(rows)
+    groups = repeat_rows(rows, settings)
     if "adam_l2" not in groups:
         return ["No repeated runs yet."], None
     figure = _figure(11, 4.5)
     table = ["| optimizer | seeds | error at epoch "
-             + " / ".join(str(e) for e in range(1, settings["epochs"] + 1))
+             + " / ".join(str(e) for e in settings["curve_epochs"])
              + " (mean, %) | first epoch at or below target | wall time to "
              "it (s) |", "|---|---|---|---|---|"]
     target = np.mean([r["final_test_error"] for r in groups["adam_l2"]])
@@ -286,7 +294,8 @@ def claim_anytime(rows, settings, page, images):
             reference = index == 1 and opt == "adam_l2"
             axes.plot(epochs, 100 * mean, ":" if reference else style,
                       color=COLORS[opt], alpha=0.5 if reference else 0.9,
-                      label=f"{NAMES[opt]} (every epoch)")
+                      label=NAMES[opt] + (" (reference)" if reference
+                                          else ""))
             if reference:
                 continue
             axes.fill_between(epochs, 100 * low, 100 * high,
@@ -337,7 +346,7 @@ def claim_anytime(rows, settings, page, images):
 # ---------------------------------------------------------------------------
 # Claim 3: budgets
 # ---------------------------------------------------------------------------
-def claim_budgets(rows, settings, page, images):
+def claim_budgets(rows, settings, page, images, rng=None):
     budget_rows = [r for r in rows if r["phase"] == "budget"]
     if not budget_rows:
         return ["No budget runs yet (they start after the repeated runs)."], \
@@ -351,7 +360,7 @@ def claim_budgets(rows, settings, page, images):
              + " / ".join(f"{d:.3g}" for d in decays)
              + " (%) | best lambda_norm | best raw lambda |",
              "|---|---|---|---|---|"]
-    best = {}
+    best, curves = {}, {}
     for epochs in settings["budgets"]:
         table = reproduce.grid_table(rows, settings, "adamw", epochs=epochs)
         errors = np.array([table.get((lr, d), np.nan) for d in decays])
@@ -365,6 +374,7 @@ def claim_budgets(rows, settings, page, images):
         right.plot(raw, 100 * errors, "o-", label=f"{epochs} epochs")
         if not np.isnan(errors).any():
             b = best_log_decay(log_d, errors)
+            curves[epochs] = errors
             best[epochs] = (10**b, 10**b / math.sqrt(steps), steps)
             lines.append(f"| {epochs} | {steps} | "
                          + " / ".join(f"{100 * e:.1f}" for e in errors)
@@ -381,24 +391,36 @@ def claim_budgets(rows, settings, page, images):
     _save(figure, images, "reproduction_budgets.png")
     lines += ["", f"![Error against lambda_norm and raw lambda per budget]"
               f"({_relative(page, images, 'reproduction_budgets.png')})"]
-    slope = None
+    slope = interval = None
     if len(best) >= 2:
         t = np.log10(list(best))
         b = np.log10([v[0] for v in best.values()])
         slope = np.polyfit(t, b, 1)[0]
-    return lines, (best, slope)
+        noise, _ = seed_noise(rows, settings)
+        rng = rng or np.random.default_rng(0)
+        draws = []
+        for _ in range(BOOTSTRAP):
+            noisy = [curves[e] + rng.normal(0, noise, len(decays))
+                     for e in best]
+            draws.append(np.polyfit(
+                t, [best_log_decay(log_d, c) for c in noisy], 1)[0])
+        interval = tuple(np.percentile(draws, [5, 95]))
+    return lines, (best, slope, interval)
 
 
 # ---------------------------------------------------------------------------
 # Verdicts (rules fixed in advance; the page says which one applied)
 # ---------------------------------------------------------------------------
-def verdict_grid(slopes):
+def verdict_grid(slopes, complete):
     pairs = []
+    note = ("" if complete else " So far only the coarse 3 x 3 grid "
+            "(1-decade decay steps) is complete; the verdict will be "
+            "recomputed on the 5 x 5 grid.")
     for l2, decoupled in (("adam_l2", "adamw"), ("sgd_l2", "sgdw")):
         s_l2, i_l2 = slopes.get(l2, (None, None))
         s_w, i_w = slopes.get(decoupled, (None, None))
         if s_l2 is None or s_w is None:
-            return "**Pending** (grid incomplete)."
+            return "**Pending** (fewer than 3 x 3 grid cells)."
         if i_l2[1] < i_w[0] and abs(s_w) < 0.5 and s_l2 < -0.5:
             pairs.append(f"{NAMES[l2]} vs {NAMES[decoupled]}: reproduces")
         elif s_l2 < s_w:
@@ -408,7 +430,7 @@ def verdict_grid(slopes):
         else:
             pairs.append(f"{NAMES[l2]} vs {NAMES[decoupled]}: does not "
                          "reproduce (the L2 optimum does not tilt more)")
-    return "**" + "; ".join(pairs) + ".**"
+    return "**" + "; ".join(pairs) + ".**" + note
 
 
 def verdict_seeds(stats):
@@ -428,7 +450,10 @@ def verdict_seeds(stats):
 def verdict_budgets(budgets):
     if budgets is None or budgets[1] is None:
         return "**Pending** (fewer than two complete budgets)."
-    slope = budgets[1]
+    slope, (low, high) = budgets[1], budgets[2]
+    if low <= 0 <= high and low <= 0.5 <= high:
+        return (f"**Inconclusive** (slope {slope:+.2f}, 90% interval "
+                f"[{low:+.2f}, {high:+.2f}] contains both 0 and +0.5).")
     if abs(slope) < 0.2:
         return (f"**Reproduces** (slope {slope:+.2f}: close to 0, the "
                 "normalized optimum stays put).")
@@ -492,8 +517,7 @@ def _describe(rows, settings):
     status = ("complete" if not missing else
               f"**in progress**: {len(missing)} planned runs missing ("
               + ", ".join(f"{k}: {v}" for k, v in phases.items()) + ")"
-              + ("; the repeated and budget runs are planned once the grid "
-                 "is complete" if "grid" in phases else ""))
+              + "; later phases are planned as the earlier ones finish")
     return [
         "| | |", "|---|---|",
         f"| Status | {len(rows)} runs in the results file; {status} |",
@@ -561,7 +585,8 @@ def write_page(rows, settings, page, images):
             "", "!!! warning \"Scale\"",
             "    The paper trains a 26 2x64d Shake-Shake ResNet (11.7M "
             "parameters) on all 50,000 images for hundreds of epochs. Here a "
-            "small CNN sees about 1,000 images for 7 epochs: far from "
+            f"small CNN sees {rows[0]['train_examples']:,} images for "
+            f"{settings['epochs']} epochs: far from "
             "convergence, where weight decay matters mostly through the "
             "effective learning rate of BatchNorm-scaled weights. Read every "
             "verdict as \"at this scale\".", "",
@@ -572,7 +597,8 @@ def write_page(rows, settings, page, images):
             "order match the official dataset.", ""]
         grid_lines, slopes = claim_grid(rows, settings, page, images, rng)
         seed_lines, stats = claim_seeds(rows, settings, page, images)
-        budget_lines, budgets = claim_budgets(rows, settings, page, images)
+        budget_lines, budgets = claim_budgets(rows, settings, page, images,
+                                              rng)
         any_lines, anytime = claim_anytime(rows, settings, page, images)
         seeds_verdict, result = verdict_seeds(stats)
         lines += [
@@ -586,7 +612,10 @@ def write_page(rows, settings, page, images):
         lines += grid_lines
         lines += ["", "Verdict (rule: reproduces if the L2 slope is below "
                   "-0.5, the decoupled one within +-0.5 of 0 and their 90% "
-                  "intervals do not overlap): " + verdict_grid(slopes), ""]
+                  "intervals do not overlap): "
+                  + verdict_grid(slopes, not reproduce._pending(
+                      sum(reproduce.grid_phase(settings), []), rows,
+                      settings)), ""]
         lines += [
             "## 2. Better generalization", "",
             "Paper: AdamW improves Adam+L2's test error by up to 15% "
@@ -623,22 +652,27 @@ def write_page(rows, settings, page, images):
         lines += budget_lines
         if budgets is not None and budgets[1] is not None:
             lines += ["", "Slope of log(best lambda_norm) on log(budget): "
-                      f"{budgets[1]:+.2f} (paper: 0; a fixed best raw lambda "
+                      f"{budgets[1]:+.2f}, 90% interval [{budgets[2][0]:+.2f},"
+                      f" {budgets[2][1]:+.2f}] (same noise bootstrap as in "
+                      "claim 1; paper: 0; a fixed best raw lambda "
                       "would give +0.5). Over this range of budgets the two "
                       "hypotheses differ by "
                       f"{0.5 * math.log10(max(settings['budgets']) / min(settings['budgets'])):.2f}"
                       " decades of lambda_norm, less than one grid step "
                       "(0.5 decades), so the verdict rests on the "
                       "interpolation."]
-        lines += ["", "Verdict (rule: |slope| < 0.2 reproduces, |slope - "
-                  "0.5| < 0.2 does not, else inconclusive): "
+        lines += ["", "Verdict (rule: inconclusive if the 90% interval "
+                  "contains both 0 and +0.5; else |slope| < 0.2 reproduces, "
+                  "|slope - 0.5| < 0.2 does not, anything else is "
+                  "inconclusive): "
                   + verdict_budgets(budgets), ""]
         lines += [
             "## 4. Anytime performance of warm restarts", "",
             "Paper: AdamWR and SGDWR give a usable model at the end of every "
             "restart cycle, reaching a given error sooner than a single "
             "cosine decay that has to finish its budget. Here: the repeated "
-            "runs, evaluated on the full test set after every epoch; the "
+            "runs, evaluated on the full test set after epochs "
+            + ", ".join(map(str, settings["curve_epochs"])) + "; the "
             "large markers are the `AnytimeRecorder` rows (cycle ends).", ""]
         lines += any_lines
         lines += ["", "Verdict (rule: reproduces if every intermediate "

@@ -64,6 +64,7 @@ FULL = dict(
     coarse=(0, 2, 4),         # grid indices run first
     # Seeds (claims 2 and 4): repeats at each optimizer's best cell.
     repeat_seeds=(1, 2, 3),
+    curve_epochs=(1, 3, 5, 7),  # test evaluations of the repeats
     repeat_optimizers=("adam_l2", "adamw", "adamwr", "sgd_l2", "sgdw",
                        "sgdwr"),
     # Budgets (claim 3): AdamW at its best learning rate.
@@ -75,6 +76,7 @@ FULL = dict(
 QUICK = dict(FULL, train_examples=128, test_examples=500, epochs=3,
              widths=(4, 8, 8), lr_factors=(1.0,), decay_factors=(1.0,),
              coarse=(0,), repeat_seeds=(1,), budgets=(1, 3),
+             curve_epochs=(1, 2, 3),
              grid_optimizers=("adam_l2", "adamw"),
              repeat_optimizers=("adam_l2", "adamw", "adamwr"))
 
@@ -109,7 +111,7 @@ def run_key(spec, settings):
     return (f"{spec['optimizer']}|lr={spec['lr']:g}|decay={spec['decay']:g}"
             f"|ep={spec['epochs']}|n={settings['train_examples']}"
             f"|b={settings['batch_size']}|w={'-'.join(map(str, settings['widths']))}"
-            f"|eval={'all' if spec['eval_all'] else 'final'}|seed={spec['seed']}")
+            f"|eval={'curve' if spec['eval_all'] else 'final'}|seed={spec['seed']}")
 
 
 # ---------------------------------------------------------------------------
@@ -164,12 +166,13 @@ def grid_specs(settings, indices):
 
 
 def grid_phase(settings):
+    """(coarse grid runs, the other grid runs)."""
     n = len(settings["lr_factors"])
     coarse = [i for i in settings["coarse"] if i < n]
     specs = grid_specs(settings, dict(lr=coarse, decay=coarse))
     rest = grid_specs(settings, dict(lr=range(n), decay=range(n)))
     keys = {run_key(s, settings) for s in specs}
-    return specs + [s for s in rest if run_key(s, settings) not in keys]
+    return specs, [s for s in rest if run_key(s, settings) not in keys]
 
 
 def grid_table(rows, settings, optimizer, epochs=None, seed=None):
@@ -185,33 +188,69 @@ def grid_table(rows, settings, optimizer, epochs=None, seed=None):
     return table
 
 
-def best_cell(rows, settings, optimizer):
+def best_cell(rows, settings, optimizer, specs=None):
+    """The (lr, decay) of the lowest seed-0 error, among `specs`' cells."""
     table = grid_table(rows, settings, optimizer)
+    if specs is not None:
+        cells = {(s["lr"], s["decay"]) for s in specs
+                 if s["optimizer"] == optimizer}
+        table = {cell: v for cell, v in table.items() if cell in cells}
     return min(table, key=table.get)
 
 
-def plan(rows, settings):
-    """The runs of the study, in order; later phases need earlier rows."""
+def _pending(specs, rows, settings):
     done = {row["key"] for row in rows}
-    specs = grid_phase(settings)
-    if any(run_key(s, settings) not in done for s in specs):
-        return specs  # the next phases depend on the complete grid
-    best = {opt: best_cell(rows, settings, opt)
+    return [s for s in specs if run_key(s, settings) not in done]
+
+
+def repeat_cells(rows, settings):
+    """{optimizer: (lr, decay)} of the repeats: the best cell of the full
+    grid once it is complete, before that of the coarse grid."""
+    coarse, fine = grid_phase(settings)
+    if _pending(coarse, rows, settings):
+        return None
+    full = not _pending(fine, rows, settings)
+    return {opt: best_cell(rows, settings, opt, None if full else coarse)
             for opt in settings["grid_optimizers"]}
+
+
+def _repeats_and_budgets(best, settings):
+    specs = []
     for seed in settings["repeat_seeds"]:
         for optimizer in settings["repeat_optimizers"]:
             lr, decay = best[RESTARTS.get(optimizer, optimizer)]
             specs.append(dict(phase="repeat", optimizer=optimizer, lr=lr,
                               decay=decay, epochs=settings["epochs"],
                               seed=seed, eval_all=True))
-    lr = best["adamw"][0]
     _, decays = grid_values(settings, "adamw")
     for epochs in settings["budgets"]:
         for decay in decays:
-            specs.append(dict(phase="budget", optimizer="adamw", lr=lr,
-                              decay=decay, epochs=epochs,
+            specs.append(dict(phase="budget", optimizer="adamw",
+                              lr=best["adamw"][0], decay=decay, epochs=epochs,
                               seed=settings["grid_seed"], eval_all=False))
-    unique, seen = [], set()  # the 7-epoch budget is the grid's row
+    return specs
+
+
+def plan(rows, settings):
+    """The runs of the study, in order; later phases need earlier rows.
+
+    Coarse grid; then the seed repeats and the budget runs at the coarse
+    grid's best cells (so every claim has data early); then the rest of the
+    grid; then repeats and budgets at the full grid's best cells where
+    those differ.
+    """
+    coarse, fine = grid_phase(settings)
+    specs = list(coarse)
+    if not _pending(coarse, rows, settings):
+        best = {opt: best_cell(rows, settings, opt, coarse)
+                for opt in settings["grid_optimizers"]}
+        specs += _repeats_and_budgets(best, settings)
+    specs += fine
+    if not _pending(coarse + fine, rows, settings):
+        best = {opt: best_cell(rows, settings, opt)
+                for opt in settings["grid_optimizers"]}
+        specs += _repeats_and_budgets(best, settings)
+    unique, seen = [], set()  # e.g. a 7-epoch budget run is a grid run
     for spec in specs:
         key = run_key(spec, settings)
         if key not in seen:
@@ -331,7 +370,8 @@ def train(spec, settings, data, anytime_root):
                   loss=keras.losses.SparseCategoricalCrossentropy(
                       from_logits=True))
     epochs = spec["epochs"]
-    eval_epochs = list(range(1, epochs + 1)) if spec["eval_all"] else [epochs]
+    eval_epochs = (list(settings["curve_epochs"]) if spec["eval_all"]
+                   else [epochs])
     errors = {}
     callbacks = []
     recorder = None
