@@ -85,7 +85,7 @@ def test_plan_runs_coarse_grid_then_repeats_then_rest(tmp_path):
     coarse = [s for s in plan[:36]]
     assert {s["phase"] for s in plan} == {"grid"} and len(plan) == 100
     assert {(s["lr"], s["decay"]) for s in coarse if s["optimizer"] == "adamw"
-            } == {(lr, d) for lr in (2.5e-4, 1e-3, 4e-3)
+            } == {(lr, d) for lr in (1e-3, 4e-3, 0.016)
                   for d in (0.0025, 0.025, 0.25)}
     _fill(path, 36)
     rows = reproduce.read_rows(path)
