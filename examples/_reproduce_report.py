@@ -176,6 +176,19 @@ def claim_grid(rows, settings, page, images, rng):
             f"| {NAMES[opt]} | {done}/{errors.size} | {cell} | {error} | "
             + (f"{slope:+.2f} | [{interval[0]:+.2f}, {interval[1]:+.2f}] |"
                if slope is not None else "- | - |"))
+    edges = []
+    for opt in settings["grid_optimizers"]:
+        lrs, decays, errors = results[opt]
+        if (~np.isnan(errors)).sum():
+            i, j = np.unravel_index(np.nanargmin(errors), errors.shape)
+            where = [name for name, k, n in (("learning rate", i, len(lrs)),
+                                             ("decay", j, len(decays)))
+                     if k in (0, n - 1)]
+            if where:
+                edges.append(f"{NAMES[opt]} ({' and '.join(where)})")
+    if edges:
+        lines += ["", "Best cell on the edge of the grid, so the optimum "
+                  "may lie outside it: " + ", ".join(edges) + "."]
     lines += ["", f"![Test error over the learning-rate x decay grids]"
               f"({_relative(page, images, 'reproduction_grid.png')})", "",
               f"The interval comes from {BOOTSTRAP} re-fits with Gaussian "
@@ -294,6 +307,8 @@ def claim_anytime(rows, settings, page, images):
             reference = index == 1 and opt == "adam_l2"
             axes.plot(epochs, 100 * mean, ":" if reference else style,
                       color=COLORS[opt], alpha=0.5 if reference else 0.9,
+                      marker="s" if opt in reproduce.L2 else None,
+                      markersize=4, markerfacecolor="none",
                       label=NAMES[opt] + (" (reference)" if reference
                                           else ""))
             if reference:
