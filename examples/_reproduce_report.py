@@ -196,7 +196,8 @@ def claim_grid(rows, settings, page, images, rng):
               + ("the pooled seed-to-seed spread of the repeated runs"
                  if noise_kind == "seed" else
                  "the binomial sampling sd of the test error; no repeated "
-                 "runs yet") + "). The best decay of each row is "
+                 "runs yet") + "; conservative, as the cells of a row share "
+              "seed 0 and so vary less among themselves). The best decay of each row is "
               "interpolated with a parabola in log(decay) through the best "
               "cell and its neighbours."]
     return lines, slopes
