@@ -597,7 +597,8 @@ def _describe(rows, settings):
         "by that choice). A seed fixes initial weights, data order and "
         "flips |",
         "| Hardware | " + "; ".join(hardware) + ". Shared with about 8 other "
-        "processes (load average about 20 on 2 cores), so wall times are "
+        "processes (load average between about 6 and 22 on 2 cores during "
+        "the study), so wall times are "
         "slow and noisy. No GPU: the project's device tool lent no GPU "
         "machine to this task, so there are no larger GPU rows |",
         "| Software | " + "; ".join(
