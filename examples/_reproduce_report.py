@@ -122,6 +122,8 @@ def claim_grid(rows, settings, page, images, rng):
     figure = _figure(11, 9.5)
     slopes = {}
     for index, opt in enumerate(("adam_l2", "adamw", "sgd_l2", "sgdw")):
+        if opt not in results:  # e.g. --quick grids only the Adam family
+            continue
         lrs, decays, errors = results[opt]
         axes = figure.add_subplot(2, 2, index + 1)
         image = axes.imshow(errors, origin="lower", cmap="viridis_r",

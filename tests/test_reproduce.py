@@ -51,16 +51,17 @@ def _error(spec):
     return 0.5 + 0.02 * math.log10(spec["decay"] / center) ** 2
 
 
-def _fill(path, count):
+def _fill(path, count, settings=SETTINGS):
     """Append `count` runs in plan order to the results file at `path`."""
     for _ in range(count):
         rows = reproduce.read_rows(path)
         done = {row["key"] for row in rows}
-        pending = [s for s in reproduce.plan(rows, SETTINGS)
-                   if reproduce.run_key(s, SETTINGS) not in done]
+        pending = [s for s in reproduce.plan(rows, settings)
+                   if reproduce.run_key(s, settings) not in done]
         if not pending:
             return
-        reproduce.append_row(path, _row(pending[0], _error(pending[0])))
+        reproduce.append_row(path, _row(pending[0], _error(pending[0]),
+                                        settings))
 
 
 def test_results_file_round_trip(tmp_path):
@@ -155,3 +156,17 @@ def test_page_from_the_csv_alone_without_tensorflow(tmp_path):
     assert "70 runs in the results file" in text
     assert "(img/reproduction_grid.png)" in text
     assert "AdamW vs Adam+L2:" in text
+
+
+def test_quick_page(tmp_path):
+    """--quick grids only the Adam family: the page still gets written."""
+    report = pytest.importorskip("_reproduce_report")
+    settings = dict(reproduce.QUICK, threads=1)
+    path = str(tmp_path / "results.csv")
+    _fill(path, 100, settings)
+    rows = reproduce.read_rows(path)
+    assert len(rows) == 5
+    report.write_page(rows, settings, str(tmp_path / "page.md"),
+                      str(tmp_path / "img"))
+    assert "5 runs in the results file; complete" in (
+        tmp_path / "page.md").read_text()
