@@ -1,0 +1,172 @@
+"""examples/reproduce.py: results file, run plan, analysis, page (no training)."""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
+sys.path.insert(0, EXAMPLES)
+
+import reproduce  # noqa: E402
+
+SETTINGS = dict(reproduce.FULL, threads=1)
+
+
+def _row(spec, error, settings=SETTINGS):
+    """A results row as `train` would write it (strings, like the CSV)."""
+    epochs = spec["epochs"]
+    eval_epochs = settings["curve_epochs"] if spec["eval_all"] else [epochs]
+    errors = [error + 0.1 * (epochs - e) / epochs for e in eval_epochs]
+    anytime = [1, 3, 7] if spec["optimizer"] in reproduce.RESTARTS else []
+    return {
+        "key": reproduce.run_key(spec, settings), "phase": spec["phase"],
+        "optimizer": spec["optimizer"], "lr": spec["lr"],
+        "decay": spec["decay"],
+        "decay_kind": "l2" if spec["optimizer"] in reproduce.L2
+        else "normalized", "raw_lambda": "0.001", "epochs": epochs,
+        "steps": 16 * epochs,
+        "train_examples": settings["train_examples"],
+        "test_examples": settings["test_examples"],
+        "batch_size": settings["batch_size"], "seed": spec["seed"],
+        "model": "small_cnn_16-32-64", "parameters": 24570,
+        "eval_epochs": ";".join(map(str, eval_epochs)),
+        "test_errors": ";".join(f"{e:.4f}" for e in errors),
+        "final_test_error": f"{error:.4f}",
+        "anytime_epochs": ";".join(map(str, anytime)),
+        "anytime_errors": ";".join(f"{error + 0.01 * (7 - e):.4f}"
+                                   for e in anytime),
+        "wall_seconds": "40.0", "images_per_second": "180.0",
+        "keras_adamwr_version": "0.2.0", "keras_version": "3",
+        "backend_version": "2", "backend": "tensorflow", "python": "3.11",
+        "hardware": "cpu", "threads": 1, "date": "2026-11-30T11:00:00Z"}
+
+
+def _error(spec):
+    """A smooth synthetic error surface with its optimum at the center."""
+    center = SETTINGS["decay_center"].get(spec["optimizer"], 0.025)
+    return 0.5 + 0.02 * math.log10(spec["decay"] / center) ** 2
+
+
+def _fill(path, count, settings=SETTINGS):
+    """Append `count` runs in plan order to the results file at `path`."""
+    for _ in range(count):
+        rows = reproduce.read_rows(path)
+        done = {row["key"] for row in rows}
+        pending = [s for s in reproduce.plan(rows, settings)
+                   if reproduce.run_key(s, settings) not in done]
+        if not pending:
+            return
+        reproduce.append_row(path, _row(pending[0], _error(pending[0]),
+                                        settings))
+
+
+def test_results_file_round_trip(tmp_path):
+    path = str(tmp_path / "results.csv")
+    spec = dict(phase="repeat", optimizer="adamwr", lr=1e-3, decay=0.025,
+                epochs=7, seed=2, eval_all=True)
+    reproduce.append_row(path, _row(spec, 0.4321))
+    reproduce.append_row(path, _row(dict(spec, seed=3), 0.5))
+    rows = reproduce.read_rows(path)
+    assert [row["seed"] for row in rows] == [2, 3]
+    assert rows[0]["final_test_error"] == 0.4321
+    assert rows[0]["eval_epochs"] == [1.0, 3.0, 5.0, 7.0]
+    assert rows[0]["anytime_epochs"] == [1.0, 3.0, 7.0]
+    assert rows[0]["key"] == reproduce.run_key(spec, SETTINGS)
+    with open(path) as file:  # one header line, plain CSV
+        assert file.read().count("key,phase,") == 1
+
+
+def test_plan_runs_coarse_grid_then_repeats_then_rest(tmp_path):
+    path = str(tmp_path / "results.csv")
+    plan = reproduce.plan([], SETTINGS)
+    coarse = [s for s in plan[:36]]
+    assert {s["phase"] for s in plan} == {"grid"} and len(plan) == 100
+    assert {(s["lr"], s["decay"]) for s in coarse if s["optimizer"] == "adamw"
+            } == {(lr, d) for lr in (1e-3, 4e-3, 0.016)
+                  for d in (0.0025, 0.025, 0.25)}
+    _fill(path, 36)
+    rows = reproduce.read_rows(path)
+    pending = [s for s in reproduce.plan(rows, SETTINGS)
+               if reproduce.run_key(s, SETTINGS) not in
+               {row["key"] for row in rows}]
+    assert [s["phase"] for s in pending[:18]] == ["repeat"] * 18
+    assert pending[18]["phase"] == "budget"
+    assert pending[-1]["phase"] == "grid"
+    # Repeats sit at the coarse grid's best cell (the decay center here).
+    assert {s["decay"] for s in pending[:18]
+            if s["optimizer"] in ("adamw", "adamwr")} == {0.025}
+
+
+def test_plan_is_complete_and_skips_finished_runs(tmp_path):
+    path = str(tmp_path / "results.csv")
+    _fill(path, 1000)
+    rows = reproduce.read_rows(path)
+    keys = [row["key"] for row in rows]
+    assert len(keys) == len(set(keys))
+    assert {row["phase"] for row in rows} == {"grid", "repeat", "budget"}
+    assert all(reproduce.run_key(s, SETTINGS) in keys
+               for s in reproduce.plan(rows, SETTINGS))
+
+
+def test_best_decay_interpolates_a_parabola():
+    report = pytest.importorskip("_reproduce_report")
+    logs = np.log10([1e-3, 1e-2, 1e-1, 1.0, 10.0])
+    errors = (logs + 1.3) ** 2
+    assert report.best_log_decay(logs, errors) == pytest.approx(-1.3)
+    # At the edge of the grid: the edge itself.
+    assert report.best_log_decay(logs, (logs - 3) ** 2) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("true_slope", [-1.0, 0.0])
+def test_decay_slope_recovers_the_valley(true_slope):
+    report = pytest.importorskip("_reproduce_report")
+    lrs = 1e-3 * np.array([0.25, 0.5, 1, 2, 4])
+    decays = 1e-3 * 10 ** np.linspace(-1, 1, 5)
+    best = -3 + true_slope * np.log10(lrs / 1e-3)
+    errors = (np.log10(decays)[None, :] - best[:, None]) ** 2
+    slope, _, interval = report.decay_slope(
+        lrs, decays, errors, 0.0, np.random.default_rng(0))
+    assert slope == pytest.approx(true_slope, abs=1e-6)
+    assert interval[0] == pytest.approx(true_slope, abs=1e-6)
+
+
+def test_page_from_the_csv_alone_without_tensorflow(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = str(tmp_path / "results.csv")
+    _fill(path, 70)  # coarse grid, repeats, part of the budgets
+    page, images = tmp_path / "page.md", tmp_path / "img"
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import reproduce, "
+        "_reproduce_report as r; s = dict(reproduce.FULL, threads=1); "
+        "r.write_page(reproduce.read_rows(sys.argv[2]), s, sys.argv[3], "
+        "sys.argv[4]); assert 'tensorflow' not in sys.modules, 'TF loaded'; "
+        "assert 'keras' not in sys.modules, 'Keras loaded'")
+    subprocess.run([sys.executable, "-c", script, EXAMPLES, path, str(page),
+                    str(images)], check=True, env={**os.environ,
+                                                   "MPLBACKEND": "Agg"})
+    text = page.read_text()
+    assert sorted(os.listdir(images)) == [
+        "reproduction_anytime.png", "reproduction_budgets.png",
+        "reproduction_grid.png", "reproduction_seeds.png"]
+    assert text.count("Verdict") == 4
+    assert "70 runs in the results file" in text
+    assert "(img/reproduction_grid.png)" in text
+    assert "AdamW vs Adam+L2:" in text
+
+
+def test_quick_page(tmp_path):
+    """--quick grids only the Adam family: the page still gets written."""
+    report = pytest.importorskip("_reproduce_report")
+    settings = dict(reproduce.QUICK, threads=1)
+    path = str(tmp_path / "results.csv")
+    _fill(path, 100, settings)
+    rows = reproduce.read_rows(path)
+    assert len(rows) == 5
+    report.write_page(rows, settings, str(tmp_path / "page.md"),
+                      str(tmp_path / "img"))
+    assert "5 runs in the results file; complete" in (
+        tmp_path / "page.md").read_text()
