@@ -459,6 +459,8 @@ def _check_validation_data(data):
                              "sample_weight) or a dataset. Received: a "
                              f"{type(data).__name__} of length {len(data)}")
         return tuple(data)
+    if isinstance(data, keras.utils.PyDataset):
+        return data  # indexable (no `__iter__` before Keras 3.11)
     if data is None or not hasattr(data, "__iter__") or hasattr(data, "shape"):
         error = ValueError if data is None else TypeError
         raise error("Argument `validation_data` must be (x, y), (x, y, "

@@ -216,7 +216,10 @@ def test_decay_factor_of_exactly_one_is_allowed_and_larger_ones_are_capped():
 def test_default_names_are_unique_as_in_keras():
     names = [AdamW().name, AdamW().name, SGDW().name, AdamWR(**RESTARTS).name]
     assert len(set(names)) == 4
-    assert keras.optimizers.AdamW().name.startswith("adam_w") and names[0].startswith("adam_w")
+    assert names[0].startswith("adam_w")
+    keras_name = keras.optimizers.AdamW().name
+    if keras_name != "adamw":  # Keras 3.11+ names its optimizers uniquely too
+        assert keras_name.startswith("adam_w")
     assert AdamW(name="mine").name == "mine"
     assert AdamW.from_config(dict(AdamW().get_config(), name="adamw")).name == "adamw"
 
