@@ -409,7 +409,8 @@ class DecoupledWeightDecay(OptimizerState, keras.optimizers.Optimizer):
                 # constants folded), which is up to 1 ulp off `lambda`.
                 eta = ops.where(ops.equal(learning_rate, base), 1, learning_rate / base)
             decay = self.weight_decay_at(step, dtype) * ops.cast(eta, dtype)
-        return ops.minimum(decay, ops.convert_to_tensor(1.0, dtype))
+        # `where`, not `minimum`: torch's minimum of float64 tensors is float32.
+        return ops.where(ops.greater(decay, 1), ops.ones_like(decay), decay)
 
     def apply(self, grads, trainable_variables=None):
         self._scratch.entries.clear()

@@ -104,6 +104,8 @@ def _counter_tensor(step):
     """`step` as the backend's counter dtype, and that dtype's largest value
     (JAX's iteration counter is int32, TensorFlow's int64)."""
     jax = keras.backend.backend() == "jax"
+    if isinstance(step, (int, np.integer)):  # Keras makes Python ints int32
+        step = ops.convert_to_tensor(step, "int32" if jax else "int64")
     step = ops.convert_to_tensor(step)
     if "int" not in keras.backend.standardize_dtype(step.dtype):
         step = ops.floor(step)
@@ -273,20 +275,28 @@ class CosineWarmRestarts(keras.optimizers.schedules.LearningRateSchedule):
         """
         step, largest = _counter_tensor(step)
         counter = keras.backend.standardize_dtype(step.dtype)
-        cycle_steps = ops.maximum(step - min(self.warmup_steps, largest), 0)
+        # Integers as counter tensors, and `where` for a maximum: on torch,
+        # int64 with a Python int, or Keras' `maximum` of two int64 tensors,
+        # gives int32, which overflows past 2**31.
+        def integer(value):
+            return ops.convert_to_tensor(value, counter)
+
+        cycle_steps = step - integer(min(self.warmup_steps, largest))
+        cycle_steps = ops.where(cycle_steps > integer(0), cycle_steps, integer(0))
         if self.t_mul == 1.0:
             length = ops.full_like(ops.cast(step, "float32"), self.first_cycle_steps)
             if self.first_cycle_steps > largest:  # the counter never gets there
                 index = ops.zeros_like(cycle_steps)
                 inside = cycle_steps
             else:
-                index = ops.floor_divide(cycle_steps, self.first_cycle_steps)
-                inside = cycle_steps - index * self.first_cycle_steps
+                first = integer(self.first_cycle_steps)
+                index = ops.floor_divide(cycle_steps, first)
+                inside = cycle_steps - index * first
             fraction = ops.cast(inside, "float32") / length
             limit = self.cycle_limit
             if limit is not None and limit * self.first_cycle_steps <= largest:
-                over = cycle_steps >= limit * self.first_cycle_steps
-                index = ops.where(over, limit - 1, index)
+                over = cycle_steps >= integer(limit * self.first_cycle_steps)
+                index = ops.where(over, integer(limit - 1), index)
                 fraction = ops.where(over, 1.0, fraction)
             return index, fraction, length
         starts, offsets, lengths, end = self._table

@@ -57,14 +57,31 @@ TENSORFLOW_ONLY = [
     # tf.summary (TensorBoard) and tf.data.
     "tests/test_callbacks.py::test_tensorboard_scalars",
     "tests/test_callbacks.py::test_epochs_of_a_dataset_of_unknown_size",
+    "tests/test_anytime_files.py::test_validation_errors_name_the_argument",
+    "tests/test_schedules.py::test_batches_per_epoch_counts_as_keras",
+    # A raw tf.Variable; tf.train.Checkpoint.
+    "tests/test_arguments.py::test_raw_tf_variable_with_exclusions_builds",
+    "tests/test_learning_rate.py::test_scale_survives_tf_train_checkpoint",
+    "tests/test_persistence.py::test_v020_tf_checkpoint_restores*",
+    "tests/test_saving_limits.py::test_dropout_resume_from_keras_file_is_not_exact",
+    # TensorFlow's int64 counter past 2**31 (tf.constant, tf.function).
+    "tests/test_schedules.py::test_step_2_32_is_not_flat",
+    "tests/test_schedules.py::test_every_boundary_past_2_31_up_to_2_63*",
+    "tests/test_schedules.py::test_adamwr_at_iteration_2_40_updates_and_decays",
+    "tests/test_schedule_view.py::test_plot_returns_the_figure_and_saves_it",
 ]
 
 
 # Test ids one other backend cannot run, with the reason.
 LOSS_SCALE_APPLY = ("Keras: an eager LossScaleOptimizer.apply leaks JAX tracers "
                     "(keras.optimizers.Adam too; fit uses stateless_apply)")
+NUMPY_GRADIENTS = ("the test feeds NumPy gradients, which Keras' own optimizers "
+                   "refuse on torch")
+DOCS_TABLE = ("the table in docs/algorithms.md was computed on TensorFlow; float32 "
+              "rounding differs in the last printed digit elsewhere")
 BACKEND_LIMITS = {
     "jax": {
+        "tests/test_schedule_view.py::test_docs_table_is_what_schedule_table_gives": DOCS_TABLE,
         # Keras on JAX runs the update at every micro-batch and keeps it
         # only at weight updates (jnp.where), so the spy sees 4 calls.
         "tests/test_keras_hooks.py::test_backend_update_step_receives_every_step_and_the_learning_rate":  # noqa: E501
@@ -79,6 +96,15 @@ BACKEND_LIMITS = {
     "torch": {
         "tests/test_callbacks.py::test_steps_per_execution_records_every_crossed_boundary":
             "Keras: steps_per_execution must be 1 with the PyTorch backend",
+        "tests/test_hyperparameters.py::test_batch_logs_carry_the_next_updates_values":
+            "Keras: steps_per_execution must be 1 with the PyTorch backend",
+        "tests/test_migration.py::test_keras_adamw_without_epsilon": NUMPY_GRADIENTS,
+        "tests/test_migration.py::test_keras_adamw_with_cosine_decay_restarts": NUMPY_GRADIENTS,
+        "tests/test_migration.py::test_keras_sgd_weight_decay": NUMPY_GRADIENTS,
+        "tests/test_migration.py::test_keras_epsilon_is_epsilon_hat": NUMPY_GRADIENTS,
+        "tests/test_precision.py::test_nonfinite_gradient_without_loss_scaling_propagates_like_keras":  # noqa: E501
+            NUMPY_GRADIENTS,
+        "tests/test_schedule_view.py::test_docs_table_is_what_schedule_table_gives": DOCS_TABLE,
     },
 }
 
@@ -88,6 +114,11 @@ KERAS_VERSION_LIMITS = [
     ((3, 11), "tests/test_callbacks.py::test_steps_per_execution_records_every_crossed_boundary",
      "Keras 3.10 numbers batches differently with steps_per_execution > 1: "
      "AnytimeRecorder's evaluated_epoch is off (TODO: fix in callbacks.py)"),
+] + [
+    ((3, 15), test_id, "the 0.2.0 fixture .keras files were written by Keras 3.15, "
+     "whose layer configs (quantization_config) older Keras cannot read")
+    for test_id in ("tests/test_persistence.py::test_v020_keras_file_loads_and_resumes",
+                    "tests/test_persistence.py::test_v020_state_under_a_custom_name_needs_that_name")
 ]
 KERAS_VERSION = tuple(int(part) for part in keras.__version__.split(".")[:2])
 
@@ -98,6 +129,11 @@ FLOAT64 = [
     "tests/test_optimizers.py::test_golden_*",
     "tests/test_optimizers.py::test_gradient_accumulation_counts_weight_updates",
     "tests/test_optimizers.py::test_excluded_variables_are_not_decayed",
+    # Other libraries compared in float64 to 1e-12.
+    "tests/test_migration.py::test_torch_*",
+    "tests/test_migration.py::test_optax_*",
+    "tests/test_migration.py::test_keras_*",
+    "tests/test_migration.py::test_tf_addons_*",
 ]
 
 

@@ -160,6 +160,7 @@ def test_page_from_the_csv_alone_without_tensorflow(tmp_path):
 
 def test_quick_page(tmp_path):
     """--quick grids only the Adam family: the page still gets written."""
+    pytest.importorskip("matplotlib")
     report = pytest.importorskip("_reproduce_report")
     settings = dict(reproduce.QUICK, threads=1)
     path = str(tmp_path / "results.csv")
