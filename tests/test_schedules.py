@@ -227,7 +227,8 @@ def test_cycle_limit_stays_at_the_floor_like_timm():
     assert schedule.cycle_end_epochs(100, steps_per_epoch=1) == [5.0, 15.0]
     equal = CosineWarmRestarts(1.0, 4, t_mul=1.0, cycle_limit=3)
     assert equal.restart_steps(5) == [4, 8, 12, 12, 12]
-    assert float(equal(12)) == 0.0 and float(equal(10**12)) == 0.0
+    far = 2**31 - 1 if keras.backend.backend() == "jax" else 10**12  # JAX: int32 counter
+    assert float(equal(12)) == 0.0 and float(equal(far)) == 0.0
     assert equal.cycle_index(10**12) == 2
 
 
