@@ -85,6 +85,7 @@ def test_docs_table_is_what_schedule_table_gives():
 
 
 def test_plot_returns_the_figure_and_saves_it(tmp_path):
+    pytest.importorskip("matplotlib")  # the `examples` extra, not `test`
     optimizer = keras_adamwr.AdamWR(1e-3, first_cycle_epochs=1, steps_per_epoch=10)
     figure = plot_schedule(optimizer, epochs=7, path=tmp_path / "s.png", title="t")
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
