@@ -6,6 +6,7 @@ implemented as the paper states it. See `docs/` for the update rules.
 
 # First: a clear ImportError for a Keras older than 3.10 or a missing backend.
 from keras_adamwr import _requirements  # noqa: F401
+from keras_adamwr._checkpoint_tag import untagged_checkpoint_state
 from keras_adamwr._decay import DecayConventionWarning
 from keras_adamwr._decay import normalized_weight_decay
 from keras_adamwr.adamw import AdamW
@@ -40,6 +41,7 @@ __all__ = [
     "build_optimizer",
     "export_training_state",
     "restore_training_state",
+    "untagged_checkpoint_state",
     "__version__",
     "batches_per_epoch",
     "plot_schedule",

@@ -14,6 +14,7 @@ import warnings
 import keras
 from keras import ops
 
+from keras_adamwr._checkpoint_tag import CheckpointTag
 from keras_adamwr._compiled import compiled_update_step
 from keras_adamwr._compiled import dense_gradients
 from keras_adamwr._compiled import use_compiled_update
@@ -146,6 +147,15 @@ def _to_dtype(value, dtype):
     return ops.cast(value, dtype)
 
 
+def _torch_compiling():
+    """Whether torch.compile is tracing this call (torch backend only)."""
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return torch.compiler.is_compiling()
+
+
 class _Scratch:
     """Per-step scalars and state loaded before `build`. A plain object, so
     Keras/TF do not track it."""
@@ -157,7 +167,7 @@ class _Scratch:
         self.compiled = {}  # XLA update functions, see `_compiled.py`
 
 
-class DecoupledWeightDecay(OptimizerState, keras.optimizers.Optimizer):
+class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optimizer):
     """Base class: decoupled decay `theta <- theta - c_t * theta`, fused
     into the subclass's update, with `c_t = eta_t * lambda_t` (paper) or
     `c_t = lr_t * lambda_t` (Keras/PyTorch). See `AdamW` for the arguments.
@@ -421,7 +431,16 @@ class DecoupledWeightDecay(OptimizerState, keras.optimizers.Optimizer):
 
         `apply` empties the cache; within one step every variable receives
         the same `learning_rate` tensor, so its identity keys the cache.
+        Under torch.compile there is no cache (the compiler merges the
+        repeated scalar arithmetic): Dynamo would guard on the identity of
+        each step's tensor and recompile every step.
         """
+        if _torch_compiling():
+            scalars = self._update_scalars(
+                _to_dtype(learning_rate, dtype), self.iterations, dtype)
+            scalars["decay"] = self.decay_coefficient(
+                learning_rate, self.iterations, dtype)
+            return scalars
         key = (id(learning_rate), dtype)
         hit = self._scratch.entries.get(key)
         if hit is not None and hit[0] is learning_rate:

@@ -256,6 +256,15 @@ class CosineWarmRestarts(keras.optimizers.schedules.LearningRateSchedule):
         self.name = name or "CosineWarmRestarts"
         if self.t_mul != 1.0:
             self._table = cycle_table(self.first_cycle_steps, self.t_mul, self.cycle_limit)
+            # The rows a counter can reach, as Python numbers, for each
+            # counter width: computed here, never while tracing (torch.compile
+            # turns NumPy inside a compiled function into a graph break).
+            starts, offsets, lengths, _ = self._table
+            self._reachable = {}
+            for largest in (_INT32_MAX, MAX_STEP):
+                kept = int(np.searchsorted(starts, largest, side="right"))
+                self._reachable[largest] = tuple(
+                    column[:kept].tolist() for column in (starts, offsets, lengths))
 
     @property
     def alpha(self):
@@ -299,15 +308,15 @@ class CosineWarmRestarts(keras.optimizers.schedules.LearningRateSchedule):
                 index = ops.where(over, integer(limit - 1), index)
                 fraction = ops.where(over, 1.0, fraction)
             return index, fraction, length
-        starts, offsets, lengths, end = self._table
-        kept = int(np.searchsorted(starts, largest, side="right"))
-        starts = ops.convert_to_tensor(starts[:kept], counter)
+        starts, offsets, lengths = self._reachable[largest]
+        end = self._table[3]
+        starts = ops.convert_to_tensor(starts, counter)
         index = ops.sum(
             ops.cast(ops.expand_dims(cycle_steps, -1) >= starts, "int32"), -1
         ) - 1
         inside = ops.cast(cycle_steps - ops.take(starts, index), "float32")
-        length = ops.take(ops.convert_to_tensor(lengths[:kept], "float32"), index)
-        offset = ops.take(ops.convert_to_tensor(offsets[:kept], "float32"), index)
+        length = ops.take(ops.convert_to_tensor(lengths, "float32"), index)
+        offset = ops.take(ops.convert_to_tensor(offsets, "float32"), index)
         fraction = ops.minimum((inside + offset) / length, 1.0)
         if end is not None and end <= largest:
             fraction = ops.where(cycle_steps >= end, 1.0, fraction)
