@@ -429,11 +429,13 @@ def claim_budgets(rows, settings, page, images, rng=None):
 # ---------------------------------------------------------------------------
 # Verdicts (rules fixed in advance; the page says which one applied)
 # ---------------------------------------------------------------------------
-def verdict_grid(slopes, complete):
+def verdict_grid(slopes, complete, settings=None):
     pairs = []
+    shape = ("full" if settings is None else
+             f"{len(settings['lr_factors'])} x {len(settings['decay_factors'])}")
     note = ("" if complete else " So far only the coarse 3 x 3 grid "
-            "(1-decade decay steps) is complete; the verdict will be "
-            "recomputed on the 5 x 5 grid.")
+            "is complete; the verdict will be recomputed on the "
+            f"{shape} grid.")
     for l2, decoupled in (("adam_l2", "adamw"), ("sgd_l2", "sgdw")):
         s_l2, i_l2 = slopes.get(l2, (None, None))
         s_w, i_w = slopes.get(decoupled, (None, None))
@@ -534,11 +536,11 @@ WHY = {
         "act, and a test error far above the paper's (about 5%) is "
         "dominated by under-fitting, not by generalization."),
     "budgets": (
-        "Why it may be inconclusive: the budgets differ by 5x in updates, "
-        "so the two hypotheses differ by a factor sqrt(5), about 2.2, in "
-        "the best lambda_norm, while the grid steps by sqrt(10), about "
-        "3.2, and the error changes little across decays at this scale. "
-        "The paper's budgets span 25 to 400 epochs (16x)."),
+        "Why it may be inconclusive: the budgets differ by {ratio:.0f}x in "
+        "updates, so the two hypotheses differ by a factor sqrt({ratio:.0f}), "
+        "about {root:.1f}, in the best lambda_norm, while the grid steps by "
+        "sqrt(10), about 3.2, and the error changes little across decays at "
+        "this scale. The paper's budgets span 25 to 400 epochs (16x)."),
     "anytime": (
         "What to expect at this scale: cycle ends at epochs 1 and 3 fall "
         "where the one-cosine run still has a high learning rate, so the "
@@ -660,19 +662,22 @@ def write_page(rows, settings, page, images):
             " Each panel: final test error (%) of one run per cell, seed 0, "
             "one colour scale for all four panels; the dashed line marks the "
             "(interpolated) best decay of each learning rate.", "",
-            "The Adam family's learning rates were first centered on 1e-3; "
-            "the coarse grid put both Adam optimizers' best cells on the top "
-            "edge (4e-3), so the center moved up 4x (to 4e-3) before the "
-            "repeats and the rest of the grid ran. The runs at 2.5e-4 stay "
-            "in the CSV but lie outside the grid and are not used. The decay "
-            "ranges were not changed.", ""]
+            f"Grid: {len(settings['lr_factors'])} learning rates (octaves) x "
+            f"{len(settings['decay_factors'])} decays (half decades) per "
+            "optimizer, centered on the best cells of this page's first "
+            "study (keras_adamwr 0.3.0, in git history: 5 x 5 cells with a "
+            "decay range one decade narrower and final errors only), whose "
+            "best Adam+L2 and AdamW cells lay on the edges of the decay "
+            "range. Every run is evaluated on the full test set after every "
+            "epoch (all in the CSV, `test_errors`); the grids show the last "
+            "epoch.", ""]
         lines += grid_lines
         lines += ["", "Verdict (rule: reproduces if the L2 slope is below "
                   "-0.5, the decoupled one within +-0.5 of 0 and their 90% "
                   "intervals do not overlap): "
                   + verdict_grid(slopes, not reproduce._pending(
                       sum(reproduce.grid_phase(settings), []), rows,
-                      settings)), "", WHY["grid"], ""]
+                      settings), settings), "", WHY["grid"], ""]
         lines += [
             "## 2. Better generalization", "",
             "Paper: AdamW improves Adam+L2's test error by up to 15% "
@@ -703,7 +708,8 @@ def write_page(rows, settings, page, images):
             "Paper: with lambda = lambda_norm / sqrt(updates), the best "
             "lambda_norm stays about the same across budgets, while the best "
             "raw lambda moves like 1/sqrt(updates). Here: AdamW at its best "
-            "grid learning rate, the grid's five lambda_norm values, budgets "
+            "grid learning rate, the grid's "
+            f"{len(settings['decay_factors'])} lambda_norm values, budgets "
             f"of {', '.join(map(str, settings['budgets']))} epochs, seed 0 "
             "(the 7-epoch row is the grid's).", ""]
         lines += budget_lines
@@ -722,7 +728,10 @@ def write_page(rows, settings, page, images):
                   "contains both 0 and +0.5; else |slope| < 0.2 reproduces, "
                   "|slope - 0.5| < 0.2 does not, anything else is "
                   "inconclusive): "
-                  + verdict_budgets(budgets), "", WHY["budgets"], ""]
+                  + verdict_budgets(budgets), "", WHY["budgets"].format(
+                      ratio=max(settings["budgets"]) / min(settings["budgets"]),
+                      root=math.sqrt(max(settings["budgets"])
+                                     / min(settings["budgets"]))), ""]
         lines += [
             "## 4. Anytime performance of warm restarts", "",
             "Paper: AdamWR and SGDWR give a usable model at the end of every "

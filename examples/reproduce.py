@@ -32,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import datetime  # noqa: E402
+import fcntl  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
@@ -49,37 +50,40 @@ IMAGES = os.path.join(ROOT, "docs", "img")
 # ---------------------------------------------------------------------------
 FULL = dict(
     train_examples=1024,      # the first N CIFAR-10 training images
-    test_examples=10000,      # the full test set
+    test_examples=10000,      # the full test set, evaluated after every epoch
     batch_size=64,
     epochs=7,                 # restarts T_0 = 1, T_mult = 2 end at 1, 3, 7
     first_cycle_epochs=1.0,
     t_mul=2.0,
     widths=(16, 32, 64),      # the small CNN (see build_model)
-    # Grid (claim 1): log-spaced around each family's center.
-    # Adam's center was 1e-3 at first; the coarse grid put the best cells at
-    # the top edge (4e-3), so it moved up by 4x (the 2.5e-4 rows stay in the
-    # CSV, outside the grid).
+    # Grid (claim 1): log-spaced around each family's center, 5 learning
+    # rates (octaves) x 7 decays (half decades, three decades in all).
+    # Centers from the first study (0.3.0, 5 x 5 decays one decade narrower,
+    # in git history): its best Adam cells sat at the decay edges, so the
+    # decay range now spans 10x more around the new centers.
     lr_center={"adam": 4e-3, "sgd": 0.05},
     lr_factors=(0.25, 0.5, 1.0, 2.0, 4.0),
-    decay_center={"adam_l2": 1e-3, "sgd_l2": 1e-3,    # lambda' (L2)
-                  "adamw": 0.025, "sgdw": 0.025},     # lambda_norm
-    decay_factors=(0.1, 10**-0.5, 1.0, 10**0.5, 10.0),
-    coarse=(0, 2, 4),         # grid indices run first
+    decay_center={"adam_l2": 1e-2, "sgd_l2": 1e-3,    # lambda' (L2)
+                  "adamw": 0.01, "sgdw": 0.01},       # lambda_norm
+    decay_factors=tuple(10 ** (k / 2) for k in range(-3, 4)),
+    coarse_lr=(0, 2, 4),      # grid indices run first
+    coarse_decay=(0, 3, 6),
     # Seeds (claims 2 and 4): repeats at each optimizer's best cell.
-    repeat_seeds=(1, 2, 3),
-    curve_epochs=(1, 3, 5, 7),  # test evaluations of the repeats
+    repeat_seeds=(1, 2, 3, 4, 5),
+    curve_epochs=(1, 2, 3, 4, 5, 6, 7),  # shown in the tables (all are kept)
     repeat_optimizers=("adam_l2", "adamw", "adamwr", "sgd_l2", "sgdw",
                        "sgdwr"),
-    # Budgets (claim 3): AdamW at its best learning rate.
-    budgets=(3, 7, 15),
+    # Budgets (claim 3): AdamW at its best learning rate; 3 to 31 epochs
+    # (48 to 496 updates, 10x).
+    budgets=(3, 7, 15, 31),
     grid_seed=0,
     grid_optimizers=("adam_l2", "adamw", "sgd_l2", "sgdw"),
 )
 # --quick (CI): every code path, 5 tiny runs.
 QUICK = dict(FULL, train_examples=128, test_examples=500, epochs=3,
              widths=(4, 8, 8), lr_factors=(1.0,), decay_factors=(1.0,),
-             coarse=(0,), repeat_seeds=(1,), budgets=(1, 3),
-             curve_epochs=(1, 2, 3),
+             coarse_lr=(0,), coarse_decay=(0,), repeat_seeds=(1,),
+             budgets=(1, 3), curve_epochs=(1, 2, 3),
              grid_optimizers=("adam_l2", "adamw"),
              repeat_optimizers=("adam_l2", "adamwr"))
 
@@ -114,7 +118,7 @@ def run_key(spec, settings):
     return (f"{spec['optimizer']}|lr={spec['lr']:g}|decay={spec['decay']:g}"
             f"|ep={spec['epochs']}|n={settings['train_examples']}"
             f"|b={settings['batch_size']}|w={'-'.join(map(str, settings['widths']))}"
-            f"|eval={'curve' if spec['eval_all'] else 'final'}|seed={spec['seed']}")
+            f"|eval=every|seed={spec['seed']}")
 
 
 # ---------------------------------------------------------------------------
@@ -143,8 +147,9 @@ def read_rows(path):
 
 def append_row(path, row):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    new = not os.path.exists(path) or os.path.getsize(path) == 0
     with open(path, "a", newline="") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)  # parallel workers (--claims)
+        new = file.tell() == 0
         writer = csv.DictWriter(file, FIELDS)
         if new:
             writer.writeheader()
@@ -164,16 +169,17 @@ def grid_specs(settings, indices):
             for j in indices["decay"]:
                 specs.append(dict(phase="grid", optimizer=optimizer, lr=lrs[i],
                                   decay=decays[j], epochs=settings["epochs"],
-                                  seed=settings["grid_seed"], eval_all=False))
+                                  seed=settings["grid_seed"]))
     return specs
 
 
 def grid_phase(settings):
     """(coarse grid runs, the other grid runs)."""
-    n = len(settings["lr_factors"])
-    coarse = [i for i in settings["coarse"] if i < n]
-    specs = grid_specs(settings, dict(lr=coarse, decay=coarse))
-    rest = grid_specs(settings, dict(lr=range(n), decay=range(n)))
+    n, m = len(settings["lr_factors"]), len(settings["decay_factors"])
+    specs = grid_specs(settings, dict(
+        lr=[i for i in settings["coarse_lr"] if i < n],
+        decay=[j for j in settings["coarse_decay"] if j < m]))
+    rest = grid_specs(settings, dict(lr=range(n), decay=range(m)))
     keys = {run_key(s, settings) for s in specs}
     return specs, [s for s in rest if run_key(s, settings) not in keys]
 
@@ -226,13 +232,13 @@ def _repeats_and_budgets(best, settings):
             lr, decay = best[RESTARTS.get(optimizer, optimizer)]
             specs.append(dict(phase="repeat", optimizer=optimizer, lr=lr,
                               decay=decay, epochs=settings["epochs"],
-                              seed=seed, eval_all=True))
+                              seed=seed))
     _, decays = grid_values(settings, "adamw")
     for epochs in settings["budgets"]:
         for decay in decays:
             specs.append(dict(phase="budget", optimizer="adamw",
                               lr=best["adamw"][0], decay=decay, epochs=epochs,
-                              seed=settings["grid_seed"], eval_all=False))
+                              seed=settings["grid_seed"]))
     return specs
 
 
@@ -375,8 +381,7 @@ def train(spec, settings, data, anytime_root):
                   loss=keras.losses.SparseCategoricalCrossentropy(
                       from_logits=True))
     epochs = spec["epochs"]
-    eval_epochs = (list(settings["curve_epochs"]) if spec["eval_all"]
-                   else [epochs])
+    eval_epochs = list(range(1, epochs + 1))  # every epoch, every run
     errors = {}
     callbacks = []
     recorder = None
@@ -444,8 +449,41 @@ def train(spec, settings, data, anytime_root):
     }
 
 
-def run_study(settings, results, anytime_root, max_runs=None):
-    """Run every planned run missing from `results`; return the count."""
+def _claim(claims, key):
+    """Claim `key` for this process (parallel workers); False if another
+    live worker holds it. A claim of a dead process is taken over."""
+    if claims is None:
+        return True
+    os.makedirs(claims, exist_ok=True)
+    name = os.path.join(claims, "".join(c if c.isalnum() else "_"
+                                        for c in key))
+    for _ in range(2):
+        try:
+            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                with open(name) as file:
+                    pid = int(file.read() or 0)
+                os.kill(pid, 0)  # raises if the claimer is gone
+                return pid == os.getpid()
+            except PermissionError:
+                return False  # alive, another user's
+            except (OSError, ValueError):
+                os.unlink(name)
+                continue
+        with os.fdopen(fd, "w") as file:
+            file.write(str(os.getpid()))
+        return True
+    return False
+
+
+def run_study(settings, results, anytime_root, max_runs=None, claims=None):
+    """Run every planned run missing from `results`; return the count.
+
+    With `claims` (a folder), several processes can share one results file:
+    each run is claimed first, and a worker with nothing left to claim waits
+    for the others (a later phase may depend on their rows).
+    """
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(settings["threads"])
@@ -459,7 +497,11 @@ def run_study(settings, results, anytime_root, max_runs=None):
                    if run_key(s, settings) not in done]
         if not pending:
             break
-        spec = pending[0]
+        spec = next((s for s in pending
+                     if _claim(claims, run_key(s, settings))), None)
+        if spec is None:
+            time.sleep(5)
+            continue
         print(f"[{datetime.datetime.now():%H:%M:%S}] {len(pending)} to go: "
               f"{run_key(spec, settings)}", flush=True)
         row = train(spec, settings, data, anytime_root)
@@ -484,6 +526,9 @@ def main(argv=None):
                         help="AnytimeRecorder logs (default: a temp folder)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-runs", type=int, default=None)
+    parser.add_argument("--claims", default=None,
+                        help="folder for run claims, to run several "
+                        "workers on one results file")
     args = parser.parse_args(argv)
     settings = dict(QUICK if args.quick else FULL, threads=args.threads)
     if args.quick:
@@ -493,7 +538,8 @@ def main(argv=None):
         args.images = os.path.join(folder, "img")
     anytime_root = args.anytime_dir or tempfile.mkdtemp(prefix="anytime-")
     if not args.plot_only:
-        run_study(settings, args.results, anytime_root, args.max_runs)
+        run_study(settings, args.results, anytime_root, args.max_runs,
+                  args.claims)
     import _reproduce_report
     _reproduce_report.write_page(read_rows(args.results), settings, args.page,
                        args.images)

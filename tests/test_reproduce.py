@@ -19,7 +19,7 @@ SETTINGS = dict(reproduce.FULL, threads=1)
 def _row(spec, error, settings=SETTINGS):
     """A results row as `train` would write it (strings, like the CSV)."""
     epochs = spec["epochs"]
-    eval_epochs = settings["curve_epochs"] if spec["eval_all"] else [epochs]
+    eval_epochs = list(range(1, epochs + 1))  # every epoch, every run
     errors = [error + 0.1 * (epochs - e) / epochs for e in eval_epochs]
     anytime = [1, 3, 7] if spec["optimizer"] in reproduce.RESTARTS else []
     return {
@@ -67,13 +67,13 @@ def _fill(path, count, settings=SETTINGS):
 def test_results_file_round_trip(tmp_path):
     path = str(tmp_path / "results.csv")
     spec = dict(phase="repeat", optimizer="adamwr", lr=1e-3, decay=0.025,
-                epochs=7, seed=2, eval_all=True)
+                epochs=7, seed=2)
     reproduce.append_row(path, _row(spec, 0.4321))
     reproduce.append_row(path, _row(dict(spec, seed=3), 0.5))
     rows = reproduce.read_rows(path)
     assert [row["seed"] for row in rows] == [2, 3]
     assert rows[0]["final_test_error"] == 0.4321
-    assert rows[0]["eval_epochs"] == [1.0, 3.0, 5.0, 7.0]
+    assert rows[0]["eval_epochs"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
     assert rows[0]["anytime_epochs"] == [1.0, 3.0, 7.0]
     assert rows[0]["key"] == reproduce.run_key(spec, SETTINGS)
     with open(path) as file:  # one header line, plain CSV
@@ -84,21 +84,36 @@ def test_plan_runs_coarse_grid_then_repeats_then_rest(tmp_path):
     path = str(tmp_path / "results.csv")
     plan = reproduce.plan([], SETTINGS)
     coarse = [s for s in plan[:36]]
-    assert {s["phase"] for s in plan} == {"grid"} and len(plan) == 100
+    assert {s["phase"] for s in plan} == {"grid"} and len(plan) == 140
     assert {(s["lr"], s["decay"]) for s in coarse if s["optimizer"] == "adamw"
             } == {(lr, d) for lr in (1e-3, 4e-3, 0.016)
-                  for d in (0.0025, 0.025, 0.25)}
+                  for d in (0.0003162, 0.01, 0.3162)}
     _fill(path, 36)
     rows = reproduce.read_rows(path)
     pending = [s for s in reproduce.plan(rows, SETTINGS)
                if reproduce.run_key(s, SETTINGS) not in
                {row["key"] for row in rows}]
-    assert [s["phase"] for s in pending[:18]] == ["repeat"] * 18
-    assert pending[18]["phase"] == "budget"
+    assert [s["phase"] for s in pending[:30]] == ["repeat"] * 30
+    assert pending[30]["phase"] == "budget"
     assert pending[-1]["phase"] == "grid"
     # Repeats sit at the coarse grid's best cell (the decay center here).
-    assert {s["decay"] for s in pending[:18]
-            if s["optimizer"] in ("adamw", "adamwr")} == {0.025}
+    assert {s["decay"] for s in pending[:30]
+            if s["optimizer"] in ("adamw", "adamwr")} == {0.01}
+
+
+def test_parallel_workers_claim_distinct_runs(tmp_path):
+    claims = str(tmp_path / "claims")
+    assert reproduce._claim(claims, "a|b=1")
+    assert reproduce._claim(claims, "a|b=1")  # this process holds it
+    with open(os.path.join(claims, "a_b_1"), "w") as file:
+        file.write("1")  # held by another live process (init)
+    assert not reproduce._claim(claims, "a|b=1")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with open(os.path.join(claims, "a_b_1"), "w") as file:
+        file.write(str(dead.pid))  # a worker that died: taken over
+    assert reproduce._claim(claims, "a|b=1")
+    assert reproduce._claim(None, "anything")
 
 
 def test_plan_is_complete_and_skips_finished_runs(tmp_path):
