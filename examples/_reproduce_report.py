@@ -369,8 +369,11 @@ def claim_budgets(rows, settings, page, images, rng=None):
     if not budget_rows:
         return ["No budget runs yet (they start after the repeated runs)."], \
             None
-    lr = budget_rows[0]["lr"]
-    _, decays = reproduce.grid_values(settings, "adamw")
+    # The learning rate of the repeats: the full grid's best AdamW cell once
+    # the grid is complete (the coarse grid's before, as the plan runs).
+    cells = reproduce.repeat_cells(rows, settings)
+    lr = cells["adamw"][0] if cells else budget_rows[0]["lr"]
+    decays = reproduce.budget_decays(settings)
     log_d = np.log10(decays)
     figure = _figure(11, 4)
     left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
@@ -528,7 +531,9 @@ WHY = {
         "mostly through their effective learning rate, an effect that needs "
         "many updates to settle. One seed per cell and a sampling sd of "
         "about 0.5 points on 10,000 test images make the best decay of a "
-        "row noisy where the row is flat: the intervals show how much."),
+        "row noisy where the row is flat: the intervals show how much. "
+        "A flat row's best cell can land anywhere, edges included (the SGD "
+        "rows here, whose decays change the error by about the noise)."),
     "seeds": (
         "Why it may differ: the paper's gain comes from long training, where "
         "Adam+L2 regularizes weights with large gradient history less; "
@@ -600,9 +605,9 @@ def _describe(rows, settings):
         "(the best cell is chosen on seed 0, so the repeats are not biased "
         "by that choice). A seed fixes initial weights, data order and "
         "flips |",
-        "| Hardware | " + "; ".join(hardware) + ". Shared with about 8 other "
-        "processes (load average between about 6 and 22 on 2 cores during "
-        "the study), so wall times are "
+        "| Hardware | " + "; ".join(hardware) + ". Two study processes of one "
+        "thread each ran side by side (`--claims`), next to other work "
+        "(load average about 3 to 4 on 2 cores), so wall times are "
         "slow and noisy. No GPU: the project's device tool lent no GPU "
         "machine to this task, so there are no larger GPU rows |",
         "| Software | " + "; ".join(
@@ -708,11 +713,16 @@ def write_page(rows, settings, page, images):
             "Paper: with lambda = lambda_norm / sqrt(updates), the best "
             "lambda_norm stays about the same across budgets, while the best "
             "raw lambda moves like 1/sqrt(updates). Here: AdamW at its best "
-            "grid learning rate, the grid's "
-            f"{len(settings['decay_factors'])} lambda_norm values, budgets "
+            "grid learning rate, "
+            f"{len(reproduce.budget_decays(settings))} lambda_norm values (the "
+            "grid's and two larger ones, added when the 31-epoch runs at "
+            "the coarse grid's best rate had their best value on the grid's "
+            "upper edge), budgets "
             f"of {', '.join(map(str, settings['budgets']))} epochs, seed 0 "
             "(the 7-epoch row is the grid's).", ""]
         lines += budget_lines
+        spread = 0.5 * math.log10(max(settings["budgets"])
+                                  / min(settings["budgets"]))
         if budgets is not None and budgets[1] is not None:
             lines += ["", "Slope of log(best lambda_norm) on log(budget): "
                       f"{budgets[1]:+.2f}, 90% interval [{budgets[2][0]:+.2f},"
@@ -720,10 +730,11 @@ def write_page(rows, settings, page, images):
                       "claim 1; paper: 0; a fixed best raw lambda "
                       "would give +0.5). Over this range of budgets the two "
                       "hypotheses differ by "
-                      f"{0.5 * math.log10(max(settings['budgets']) / min(settings['budgets'])):.2f}"
-                      " decades of lambda_norm, less than one grid step "
-                      "(0.5 decades), so the verdict rests on the "
-                      "interpolation."]
+                      f"{spread:.2f} decades of lambda_norm, "
+                      + ("less than one grid step (0.5 decades), so the "
+                         "verdict rests on the interpolation."
+                         if spread < 0.5 else "about one grid step (0.5 "
+                         "decades).")]
         lines += ["", "Verdict (rule: inconclusive if the 90% interval "
                   "contains both 0 and +0.5; else |slope| < 0.2 reproduces, "
                   "|slope - 0.5| < 0.2 does not, anything else is "

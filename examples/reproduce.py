@@ -76,6 +76,9 @@ FULL = dict(
     # Budgets (claim 3): AdamW at its best learning rate; 3 to 31 epochs
     # (48 to 496 updates, 10x).
     budgets=(3, 7, 15, 31),
+    # lambda_norm of the budget runs: the grid's and two half decades more
+    # (the 31-epoch runs had their best value on the grid's upper edge).
+    budget_decay_factors=tuple(10 ** (k / 2) for k in range(-3, 6)),
     grid_seed=0,
     grid_optimizers=("adam_l2", "adamw", "sgd_l2", "sgdw"),
 )
@@ -83,7 +86,8 @@ FULL = dict(
 QUICK = dict(FULL, train_examples=128, test_examples=500, epochs=3,
              widths=(4, 8, 8), lr_factors=(1.0,), decay_factors=(1.0,),
              coarse_lr=(0,), coarse_decay=(0,), repeat_seeds=(1,),
-             budgets=(1, 3), curve_epochs=(1, 2, 3),
+             budgets=(1, 3), budget_decay_factors=(1.0,),
+             curve_epochs=(1, 2, 3),
              grid_optimizers=("adam_l2", "adamw"),
              repeat_optimizers=("adam_l2", "adamwr"))
 
@@ -112,6 +116,12 @@ def grid_values(settings, optimizer):
     decays = [settings["decay_center"][optimizer] * f
               for f in settings["decay_factors"]]
     return [float(f"{v:.4g}") for v in lrs], [float(f"{v:.4g}") for v in decays]
+
+
+def budget_decays(settings):
+    """The lambda_norm values of the budget runs (AdamW)."""
+    return [float(f"{settings['decay_center']['adamw'] * f:.4g}")
+            for f in settings["budget_decay_factors"]]
 
 
 def run_key(spec, settings):
@@ -233,9 +243,8 @@ def _repeats_and_budgets(best, settings):
             specs.append(dict(phase="repeat", optimizer=optimizer, lr=lr,
                               decay=decay, epochs=settings["epochs"],
                               seed=seed))
-    _, decays = grid_values(settings, "adamw")
     for epochs in settings["budgets"]:
-        for decay in decays:
+        for decay in budget_decays(settings):
             specs.append(dict(phase="budget", optimizer="adamw",
                               lr=best["adamw"][0], decay=decay, epochs=epochs,
                               seed=settings["grid_seed"]))
