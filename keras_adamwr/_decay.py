@@ -431,20 +431,21 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
 
         `apply` empties the cache; within one step every variable receives
         the same `learning_rate` tensor, so its identity keys the cache.
-        Under torch.compile there is no cache (the compiler merges the
-        repeated scalar arithmetic): Dynamo would guard on the identity of
-        each step's tensor and recompile every step.
+        While torch.compile traces, the dtype alone keys it: Dynamo would
+        guard on the identity of each step's tensor and recompile every
+        step (and without a cache every variable's update would repeat the
+        schedule's arithmetic, doubling Inductor's compile time).
         """
         if _torch_compiling():
-            scalars = self._update_scalars(
-                _to_dtype(learning_rate, dtype), self.iterations, dtype)
-            scalars["decay"] = self.decay_coefficient(
-                learning_rate, self.iterations, dtype)
-            return scalars
-        key = (id(learning_rate), dtype)
-        hit = self._scratch.entries.get(key)
-        if hit is not None and hit[0] is learning_rate:
-            return hit[1]
+            key = ("torch.compile", dtype)
+            hit = self._scratch.entries.get(key)
+            if hit is not None:
+                return hit[1]
+        else:
+            key = (id(learning_rate), dtype)
+            hit = self._scratch.entries.get(key)
+            if hit is not None and hit[0] is learning_rate:
+                return hit[1]
         step = self.iterations
         scalars = self._update_scalars(_to_dtype(learning_rate, dtype), step, dtype)
         scalars["decay"] = self.decay_coefficient(learning_rate, step, dtype)
