@@ -8,9 +8,9 @@ this package therefore has one more checkpoint dependency, an empty object
 whose *name* is the tag (`keras_adamwr_format__SGDW__1`), listed first.
 Restoring reads the checkpoint's dependencies of the optimizer in order,
 before assigning any value: a first dependency other than our tag means
-state of another optimizer (or of keras_adamwr 0.2.0, which wrote none),
-and the restore raises `ValueError` there. 0.2.0 checkpoints restore inside
-`keras_adamwr.untagged_checkpoint_state()`.
+state of another optimizer (or of keras_adamwr 0.3.0 or older, which wrote
+none), and the restore raises `ValueError` there. Such old checkpoints
+restore inside `keras_adamwr.untagged_checkpoint_state()`.
 
 Hooks: TensorFlow's `Trackable._trackable_children` (saving) and
 `_lookup_dependency` (restoring; called with the dependencies dict), pinned
@@ -27,12 +27,13 @@ _untagged = threading.local()
 @contextlib.contextmanager
 def untagged_checkpoint_state():
     """Lets `tf.train.Checkpoint.restore` read optimizer state without a
-    keras_adamwr format tag, as keras_adamwr 0.2.0 wrote it.
+    keras_adamwr format tag, as keras_adamwr 0.3.0 and older wrote it.
 
     Such state cannot be told from another optimizer's by its variables
     (Keras' `SGD(momentum=0.9)` has `SGDW`'s layout, with the momentum's
     sign flipped), so outside this context it is refused. Use it only for
-    a checkpoint that keras_adamwr 0.2.0 wrote with the same optimizer:
+    a checkpoint that keras_adamwr 0.3.0 or older wrote with the same
+    optimizer:
 
     ```python
     with keras_adamwr.untagged_checkpoint_state():
@@ -92,9 +93,9 @@ class CheckpointTag:
                 "this checkpoint's optimizer state: it carries no keras_adamwr "
                 "format tag, so it was written by another optimizer (e.g. "
                 "keras.optimizers.SGD, whose momentum is -lr * g where SGDW's is "
-                "+lr * g) or by keras_adamwr 0.2.0; its variables cannot tell "
-                "which. Nothing was restored. If keras_adamwr 0.2.0 wrote it "
-                "with this optimizer, restore it inside `with "
+                "+lr * g) or by keras_adamwr 0.3.0 or older; its variables "
+                "cannot tell which. Nothing was restored. If keras_adamwr 0.3.0 "
+                "or older wrote it with this optimizer, restore it inside `with "
                 "keras_adamwr.untagged_checkpoint_state():`; to restore the "
                 "model only, leave the optimizer out of the `tf.train.Checkpoint`."
             )
