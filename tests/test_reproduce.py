@@ -186,3 +186,35 @@ def test_quick_page(tmp_path):
                       str(tmp_path / "img"))
     assert "5 runs in the results file; complete" in (
         tmp_path / "page.md").read_text()
+
+
+def test_budget_table_uses_the_full_grids_best_rate(tmp_path):
+    """Regression: the budget table read the first budget row's rate (the
+    coarse grid's best AdamW rate) after the full grid had found another."""
+    pytest.importorskip("matplotlib")
+    report = pytest.importorskip("_reproduce_report")
+    best_lr = 8e-3  # a fine-grid rate: not among the coarse rates
+
+    def error(spec):  # best at best_lr; the rate is visible in the error
+        return _error(spec) + 0.01 * abs(math.log2(spec["lr"] / best_lr))
+
+    path = str(tmp_path / "results.csv")
+    for _ in range(1000):
+        rows = reproduce.read_rows(path)
+        done = {row["key"] for row in rows}
+        pending = [s for s in reproduce.plan(rows, SETTINGS)
+                   if reproduce.run_key(s, SETTINGS) not in done]
+        if not pending:
+            break
+        reproduce.append_row(path, _row(pending[0], error(pending[0])))
+    rows = reproduce.read_rows(path)
+    assert {r["lr"] for r in rows if r["phase"] == "budget"} > {best_lr}
+    lines, _ = report.claim_budgets(rows, SETTINGS, str(tmp_path / "p.md"),
+                                    str(tmp_path / "img"))
+    decays = reproduce.budget_decays(SETTINGS)
+    for epochs in SETTINGS["budgets"]:
+        expected = " / ".join(
+            f"{100 * error(dict(optimizer='adamw', lr=best_lr, decay=d)):.1f}"
+            for d in decays)
+        assert any(line.startswith(f"| {epochs} |") and expected in line
+                   for line in lines), (epochs, expected, lines)
