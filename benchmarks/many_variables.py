@@ -5,7 +5,7 @@ Issue 10: with 10,000 variables of 100 parameters the first eager step of
 the default (`jit_compile=True`, then one XLA function for all variables)
 took 347 s and 14.7 GB. Now the compiled update has bounds (at most 64
 variables per XLA function, the kernel path past 512 variables in a step;
-keras_adamwr/_compiled.py). Each case runs in its own process, so that its
+keras_adamwr/optimizers/_compiled.py). Each case runs in its own process, so that its
 peak memory (`ru_maxrss`) is its own:
 
 * first step: an eager `optimizer.apply` (as the issue measured): build,

@@ -509,7 +509,7 @@ def findings_section(step, floor, other=None):
 
 DESIGN_TEXT = '''## How the update is compiled
 
-`keras_adamwr/_compiled.py`: on the TensorFlow backend, with `jit_compile=True`
+`keras_adamwr/optimizers/_compiled.py`: on the TensorFlow backend, with `jit_compile=True`
 (the default), `_backend_update_step`, the Keras hook that runs `update_step`
 for every variable of a step, runs that loop as
 `tf.function(jit_compile=True)`: one function per chunk of at most 64

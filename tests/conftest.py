@@ -5,7 +5,7 @@ The backend is KERAS_BACKEND when set outside (tensorflow otherwise), so the
 same suite runs as `KERAS_BACKEND=jax pytest tests` (see `tools/test.sh
 --matrix`). Tests that use TensorFlow's own API (`tf.function`,
 `tf.IndexedSlices`, `tf.train.Checkpoint`, SavedModel, `tf.distribute`,
-`tf.summary`, `tf.data`, the XLA update of `keras_adamwr/_compiled.py`) are
+`tf.summary`, `tf.data`, the XLA update of `keras_adamwr/optimizers/_compiled.py`) are
 `tensorflow_only`: skipped on the other backends. To add one, either
 
 - decorate it with `@pytest.mark.tensorflow_only` (a whole module:
@@ -44,7 +44,7 @@ TENSORFLOW_MODULES = [
 TENSORFLOW_ONLY = [
     # One subprocess each on JAX and TensorFlow: it compares the two.
     "tests/test_backends.py::test_jax_backend_matches_reference_and_tensorflow",
-    # jit_compile=True: the XLA update (keras_adamwr/_compiled.py).
+    # jit_compile=True: the XLA update (keras_adamwr/optimizers/_compiled.py).
     "tests/test_optimizers.py::test_lockstep_with_paper[xla-*",
     # tf.function (with and without XLA).
     "tests/test_schedules.py::test_eager_function_and_xla_agree",
@@ -119,7 +119,7 @@ BACKEND_LIMITS = {
 KERAS_VERSION_LIMITS = [
     ((3, 11), "tests/test_callbacks.py::test_steps_per_execution_records_every_crossed_boundary",
      "Keras 3.10 numbers batches differently with steps_per_execution > 1: "
-     "AnytimeRecorder's evaluated_epoch is off (TODO: fix in callbacks.py)"),
+     "AnytimeRecorder's evaluated_epoch is off (TODO: fix in callbacks/anytime.py)"),
 ] + [
     ((3, 15), test_id, "the 0.2.0 fixture .keras files were written by Keras 3.15, "
      "whose layer configs (quantization_config) older Keras cannot read")

@@ -11,7 +11,7 @@ import pytest
 
 import keras_adamwr
 from keras_adamwr import AnytimeRecorder
-from keras_adamwr._anytime_files import RecordFiles
+from keras_adamwr.callbacks._anytime_files import RecordFiles
 
 from tests.test_callbacks import VALIDATION, _fit, _model
 

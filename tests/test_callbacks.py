@@ -11,7 +11,7 @@ import pytest
 
 import keras_adamwr
 from keras_adamwr import AnytimeRecorder
-from keras_adamwr._anytime_files import FIELDS
+from keras_adamwr.callbacks._anytime_files import FIELDS
 from keras_adamwr import snapshot_ensemble_predict
 
 BATCH = 16

@@ -3,7 +3,7 @@
 Regression (issue 10, item 4): a Keras `SGD(momentum=0.9)` checkpoint has
 `SGDW`'s variables by position (its momentum holds `-lr * g`, ours
 `+lr * g`) and restored into `SGDW` unnoticed; the next step went the wrong
-way. The checkpoint now carries a tag dependency (keras_adamwr/_checkpoint_tag.py,
+way. The checkpoint now carries a tag dependency (keras_adamwr/optimizers/_checkpoint_tag.py,
 which pins TensorFlow's `_trackable_children` / `_lookup_dependency` hooks).
 0.2.0 checkpoints: tests/test_persistence.py::test_v020_tf_checkpoint_restores.
 """

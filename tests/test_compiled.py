@@ -1,5 +1,5 @@
 """`jit_compile=True` (the default): on TensorFlow the update of all
-variables of a step is one XLA function (keras_adamwr/_compiled.py).
+variables of a step is one XLA function (keras_adamwr/optimizers/_compiled.py).
 
 The lockstep tests against the paper run with and without it
 (tests/test_optimizers.py); these check that the path is taken when it
@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import keras_adamwr
-from keras_adamwr import _compiled
+from keras_adamwr.optimizers import _compiled
 
 CONSTRUCTORS = {
     "adamw": lambda **kw: keras_adamwr.AdamW(1e-3, weight_decay=1e-2, **kw),

@@ -13,7 +13,7 @@ import pytest
 
 import keras_adamwr
 from keras_adamwr import HyperparameterLogger
-from keras_adamwr.hyperparameters import KEYS
+from keras_adamwr.callbacks.hyperparameters import KEYS
 
 BATCH = 16  # 96 samples: 6 batches per epoch
 

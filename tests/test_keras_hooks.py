@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 import keras_adamwr
-from keras_adamwr._decay import DecoupledWeightDecay
+from keras_adamwr.optimizers.base import DecoupledWeightDecay
 
 
 def test_hooks_exist_in_keras():
@@ -67,7 +67,7 @@ def test_schedule_is_evaluated_at_weight_updates_not_micro_batches():
 def test_h5_store_keeps_the_optimizer_name_beside_its_variables(tmp_path):
     # `_state._saved_optimizer_name` reads it to tell a 0.2.0 file (no tag)
     # from another optimizer's.
-    from keras_adamwr._state import _saved_optimizer_name
+    from keras_adamwr.optimizers._state import _saved_optimizer_name
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(momentum=0.9, name="some_sgd"), loss="mse")

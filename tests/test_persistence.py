@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import zipfile
 from types import SimpleNamespace
 
 import keras
@@ -474,6 +475,46 @@ def test_v020_state_under_a_custom_name_needs_that_name():
     _assert_v020_resumes(model, "sgdw_named")
     # Its .keras file carries the name in the config: it just loads.
     keras.models.load_model(os.path.join(V020, "sgdw_named.keras"))
+
+
+# 8. Files of keras_adamwr 0.4.0, the last release before the move to
+#    subpackages (tests/data/v0_4_0/make.py): their configs name the old
+#    modules (`keras_adamwr.adamw`), the registered names find the classes.
+
+V040 = os.path.join(REPOSITORY, "tests", "data", "v0_4_0")
+
+
+def _assert_resumes_as_saved(model, folder, name):
+    with np.load(os.path.join(folder, f"{name}.npz")) as arrays:
+        count = len(arrays.files) // 2
+        saved = [arrays[f"saved_{i}"] for i in range(count)]
+        final = [arrays[f"final_{i}"] for i in range(count)]
+    _assert_state(model, saved)
+    _second_half(model)
+    actual = _state(model)
+    assert len(actual) == len(final)
+    for a, b in zip(actual, final):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(V020_OPTIMIZERS))
+def test_v040_keras_file_of_the_flat_layout_loads_and_resumes(name):
+    path = os.path.join(V040, f"{name}.keras")
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+    module = config["compile_config"]["optimizer"]["module"]
+    assert module in ("keras_adamwr.adamw", "keras_adamwr.sgdw")  # gone since
+    model = keras.models.load_model(path)
+    assert type(model.optimizer).__name__ == {"adamwr": "AdamWR", "sgdw": "SGDW"}[name]
+    _assert_resumes_as_saved(model, V040, name)
+
+
+@pytest.mark.parametrize("name", sorted(V020_OPTIMIZERS))
+def test_v040_weights_file_loads_and_resumes(name):
+    model = _compiled(V020_OPTIMIZERS[name](), seed=3)
+    build_optimizer(model)
+    model.load_weights(os.path.join(V040, f"{name}.weights.h5"))
+    _assert_resumes_as_saved(model, V040, name)
 
 
 @pytest.mark.parametrize("built", [True, False], ids=["built", "unbuilt"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_adamwr
-from keras_adamwr._decay import DecoupledWeightDecay
+from keras_adamwr.optimizers.base import DecoupledWeightDecay
 from tests import reference
 from tests.test_fit import _data
 

@@ -300,7 +300,7 @@ def test_adamwr_at_iteration_2_40_updates_and_decays():
 # Cheap tables for t_mul near 1 (no timing: count the exact-fraction work).
 
 def test_table_near_t_mul_1_is_exact_without_exact_fractions(monkeypatch):
-    from keras_adamwr import _cycle_table
+    from keras_adamwr.schedules import _cycle_table
 
     calls = []
     original = _cycle_table.CycleStarts._exact_start
@@ -324,7 +324,7 @@ def test_table_near_t_mul_1_is_exact_without_exact_fractions(monkeypatch):
 
 @pytest.mark.parametrize("t_mul", [1.5, 1.1, 0.75, 1.25])
 def test_exact_fallback_decides_where_the_interval_cannot(monkeypatch, t_mul):
-    from keras_adamwr import _cycle_table
+    from keras_adamwr.schedules import _cycle_table
 
     # With 4 fraction bits most intervals straddle an integer: the exact
     # closed form then decides, and must agree with the reference.

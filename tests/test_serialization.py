@@ -136,7 +136,7 @@ def test_0_2_0_configs_with_alpha_load(name):
                 "cycle_limit", "warmup_start_ratio"):
         del config[key]
     config["alpha"], config["warmup_steps"] = 0.2, 0
-    serialized = {"module": "keras_adamwr.adamw", "class_name": name, "config": config,
+    serialized = {"module": "keras_adamwr.optimizers.adamw", "class_name": name, "config": config,
                   "registered_name": f"keras_adamwr>{name}"}
     restored = keras.optimizers.deserialize(serialized)
     assert restored.schedule.min_lr_ratio == 0.2

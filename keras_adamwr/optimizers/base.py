@@ -14,16 +14,16 @@ import warnings
 import keras
 from keras import ops
 
-from keras_adamwr._checkpoint_tag import CheckpointTag
-from keras_adamwr._compiled import compiled_update_step
-from keras_adamwr._compiled import dense_gradients
-from keras_adamwr._compiled import use_compiled_update
+from keras_adamwr.optimizers._checkpoint_tag import CheckpointTag
+from keras_adamwr.optimizers._compiled import compiled_update_step
+from keras_adamwr.optimizers._compiled import dense_gradients
+from keras_adamwr.optimizers._compiled import use_compiled_update
 from keras_adamwr._checks import check_bool
 from keras_adamwr._checks import check_choice
 from keras_adamwr._checks import check_keras_arguments
 from keras_adamwr._checks import check_number
-from keras_adamwr._state import OptimizerState
-from keras_adamwr.schedules import CosineWarmRestarts
+from keras_adamwr.optimizers._state import OptimizerState
+from keras_adamwr.schedules.cosine_warm_restarts import CosineWarmRestarts
 
 DECAY_SCALINGS = ("schedule", "learning_rate")
 _Schedule = keras.optimizers.schedules.LearningRateSchedule

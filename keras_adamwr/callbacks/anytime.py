@@ -8,17 +8,17 @@ import warnings
 
 import keras
 
-from keras_adamwr import hyperparameters
+from keras_adamwr.callbacks import hyperparameters
 from keras_adamwr._checks import check_choice
 from keras_adamwr._checks import check_number
-from keras_adamwr._anytime_files import RecordFiles
-from keras_adamwr._anytime_files import remove_temporary_files
-from keras_adamwr._anytime_plot import plot_anytime
-from keras_adamwr._anytime_run import RunLedger
-from keras_adamwr._decay import DecoupledWeightDecay
-from keras_adamwr.snapshots import list_snapshots
-from keras_adamwr.snapshots import remove_partial_snapshots
-from keras_adamwr.snapshots import save_snapshot
+from keras_adamwr.callbacks._anytime_files import RecordFiles
+from keras_adamwr.callbacks._anytime_files import remove_temporary_files
+from keras_adamwr.callbacks._anytime_plot import plot_anytime
+from keras_adamwr.callbacks._anytime_run import RunLedger
+from keras_adamwr.optimizers.base import DecoupledWeightDecay
+from keras_adamwr.callbacks.snapshots import list_snapshots
+from keras_adamwr.callbacks.snapshots import remove_partial_snapshots
+from keras_adamwr.callbacks.snapshots import save_snapshot
 
 
 

@@ -4,7 +4,7 @@ import numbers
 
 import keras
 
-from keras_adamwr._decay import DecoupledWeightDecay
+from keras_adamwr.optimizers.base import DecoupledWeightDecay
 
 # The keys added to the logs, in this order.
 KEYS = ("learning_rate", "eta", "weight_decay_effective", "cycle")

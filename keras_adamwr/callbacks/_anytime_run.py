@@ -20,8 +20,8 @@ import zlib
 
 import numpy as np
 
-from keras_adamwr._anytime_files import read_json
-from keras_adamwr._anytime_files import write_atomic
+from keras_adamwr.callbacks._anytime_files import read_json
+from keras_adamwr.callbacks._anytime_files import write_atomic
 
 RUN_FILE = "anytime-run.json"
 

@@ -12,7 +12,7 @@ from keras import ops
 
 from keras_adamwr._checks import check_choice
 from keras_adamwr._checks import check_number
-from keras_adamwr.schedules import CosineWarmRestarts
+from keras_adamwr.schedules.cosine_warm_restarts import CosineWarmRestarts
 
 _CHUNK = 1024  # steps evaluated per call (bounds the cycle-table lookup)
 

@@ -5,11 +5,11 @@ from keras import ops
 
 from keras_adamwr._checks import check_bool
 from keras_adamwr._checks import check_number
-from keras_adamwr._decay import DecoupledWeightDecay
-from keras_adamwr._decay import compute_dtype
-from keras_adamwr._decay import restart_arguments
-from keras_adamwr._decay import restart_config
-from keras_adamwr._decay import restart_from_config
+from keras_adamwr.optimizers.base import DecoupledWeightDecay
+from keras_adamwr.optimizers.base import compute_dtype
+from keras_adamwr.optimizers.base import restart_arguments
+from keras_adamwr.optimizers.base import restart_config
+from keras_adamwr.optimizers.base import restart_from_config
 
 
 @keras.saving.register_keras_serializable(package="keras_adamwr")

@@ -10,9 +10,9 @@ import numpy as np
 from keras import ops
 
 from keras_adamwr._checks import check_number
-from keras_adamwr._cycle_table import MAX_STEP
-from keras_adamwr._cycle_table import cycle_starts
-from keras_adamwr._cycle_table import cycle_table
+from keras_adamwr.schedules._cycle_table import MAX_STEP
+from keras_adamwr.schedules._cycle_table import cycle_starts
+from keras_adamwr.schedules._cycle_table import cycle_table
 
 _INT32_MAX = 2**31 - 1
 

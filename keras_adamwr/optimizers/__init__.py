@@ -1,0 +1,21 @@
+"""Optimizers with decoupled weight decay: the decay rule and its users.
+
+- `base.py`: `DecoupledWeightDecay`, the decay rule shared by every optimizer
+  here (`eta_t * lambda_t * theta`, normalized decay, exclusions, argument
+  checks, per-restart decay).
+- `adamw.py` (`AdamW`, `AdamWR`) and `sgdw.py` (`SGDW`, `SGDWR`): Algorithms 2
+  and 1 of the paper.
+- `_state.py` (saved state and its format tag), `_compiled.py` (the XLA
+  update), `_checkpoint_tag.py` (the tag in `tf.train.Checkpoint`s).
+"""
+
+from keras_adamwr.optimizers.adamw import AdamW
+from keras_adamwr.optimizers.adamw import AdamWR
+from keras_adamwr.optimizers.base import DecayConventionWarning
+from keras_adamwr.optimizers.base import DecoupledWeightDecay
+from keras_adamwr.optimizers.base import normalized_weight_decay
+from keras_adamwr.optimizers.sgdw import SGDW
+from keras_adamwr.optimizers.sgdw import SGDWR
+
+__all__ = ["AdamW", "AdamWR", "SGDW", "SGDWR", "DecayConventionWarning",
+           "DecoupledWeightDecay", "normalized_weight_decay"]
