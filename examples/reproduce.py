@@ -5,7 +5,9 @@ arXiv:1711.05101) claim that (1) with decoupled decay the best learning rate
 and weight decay become separable, (2) AdamW generalizes better than Adam
 with L2, (3) the normalized decay lambda_norm transfers across budgets and
 (4) warm restarts (AdamWR, SGDWR) give good anytime performance. This script
-runs the study and writes docs/reproduction.md from its results.
+runs the study and writes its section of docs/reproduction.md (the region
+between the study-v2 markers, the earlier BatchNorm-CNN study) from its
+results, with the original verdicts and a corrected reading.
 
 Every finished run appends one row to the results file (plain CSV, readable
 without TensorFlow): its settings, seed, per-epoch test error, wall time,

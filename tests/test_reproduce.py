@@ -11,6 +11,7 @@ import pytest
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
 sys.path.insert(0, EXAMPLES)
 
+import _reproduce_v2_stats as stats  # noqa: E402
 import reproduce  # noqa: E402
 
 SETTINGS = dict(reproduce.FULL, threads=1)
@@ -167,7 +168,12 @@ def test_page_from_the_csv_alone_without_tensorflow(tmp_path):
     assert sorted(os.listdir(images)) == [
         "reproduction_anytime.png", "reproduction_budgets.png",
         "reproduction_grid.png", "reproduction_seeds.png"]
-    assert text.count("Verdict") == 4
+    assert text.count("**Original rule**") == 3
+    assert "Verdict (rule fixed before the data" in text
+    assert text.count("#### Corrected reading (post hoc)") == 3
+    # Issue 17: there is no validation split, and the page says so.
+    assert "never used for anything but" not in text
+    assert "No validation split" in text
     assert "70 runs in the results file" in text
     assert "(img/reproduction_grid.png)" in text
     assert "AdamW vs Adam+L2:" in text
@@ -218,3 +224,212 @@ def test_budget_table_uses_the_full_grids_best_rate(tmp_path):
             for d in decays)
         assert any(line.startswith(f"| {epochs} |") and expected in line
                    for line in lines), (epochs, expected, lines)
+
+
+# ---------------------------------------------------------------------------
+# Issue 17: the corrected reading of the BatchNorm-CNN study
+# ---------------------------------------------------------------------------
+
+
+def test_text_colour_follows_the_cells_luminance():
+    """Regression: the grid's labels were white on the light (yellow) best
+    cells, as the rule compared the error, not the drawn colour."""
+    mpl = pytest.importorskip("matplotlib")
+    cmap = mpl.colormaps["viridis_r"]
+    assert stats.text_color(cmap(0.0)) == "k"  # the best cells: yellow
+    assert stats.text_color(cmap(1.0)) == "w"  # dark purple
+    assert stats.text_color((1.0, 1.0, 1.0, 1.0)) == "k"
+    assert stats.text_color((0.0, 0.0, 0.0, 1.0)) == "w"
+    assert stats.text_color((0.0, 0.0, 1.0, 1.0)) == "w"  # dark blue
+    assert stats.text_color((0.0, 1.0, 0.0, 1.0)) == "k"  # bright green
+
+
+def test_paired_t_removes_the_shared_seed_effect():
+    seed_effect = np.array([5.0, -3.0, 0.0, 8.0])
+    b = 50 + seed_effect
+    a = b + np.array([1.0, 2.0, 3.0, 2.0])
+    mean, se, t, df = stats.paired_t(a, b)
+    d = np.array([1.0, 2.0, 3.0, 2.0])
+    assert mean == pytest.approx(2.0)
+    assert se == pytest.approx(d.std(ddof=1) / 2)
+    assert t == pytest.approx(2.0 / (d.std(ddof=1) / 2))
+    assert df == 3
+    assert stats.t_critical(4) == pytest.approx(2.776)
+    assert stats.t_critical(100) == pytest.approx(1.96)
+
+
+def test_paired_t_of_the_study_matches_issue_17():
+    """The numbers the corrected claim-2 verdict rests on, from the CSV."""
+    rows = reproduce.read_rows(reproduce.RESULTS)
+    if not rows:
+        pytest.skip("no results file")
+
+    def errors(opt, lr, decay):
+        return [r["final_test_error"] for r in sorted(rows, key=lambda r:
+                                                      r["seed"])
+                if r["phase"] == "repeat" and r["optimizer"] == opt
+                and r["lr"] == lr and r["decay"] == decay]
+
+    best = stats.paired_t(errors("adamw", 0.008, 0.003162),
+                          errors("adam_l2", 0.004, 0.03162))
+    coarse = stats.paired_t(errors("adamw", 0.004, 0.0003162),
+                            errors("adam_l2", 0.004, 0.01))
+    assert round(best[2], 1) == 3.3 and round(100 * best[0], 2) == 1.22
+    assert round(coarse[2], 1) == 5.9 and round(100 * coarse[0], 2) == 1.20
+
+
+@pytest.mark.parametrize("mean, se, expected", [
+    (-0.02, 0.002, "reproduces"),
+    (0.012, 0.0037, "significantly the opposite"),
+    (-0.001, 0.001, "does not reproduce"),   # [-0.0038, +0.0018]
+    (-0.005, 0.01, "inconclusive"),           # reaches a 2% relative gain
+])
+def test_verdict_paired_has_every_outcome(mean, se, expected):
+    assert stats.verdict_paired(mean, se, 4, baseline=0.57) == expected
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (-1.4, -0.6, "reproduces"),
+    (-0.5, -0.1, "partly"),
+    (0.1, 0.9, "significantly the opposite"),
+    (-0.5, 0.4, "does not reproduce"),
+    (-1.4, 1.7, "inconclusive"),
+])
+def test_verdict_difference_has_every_outcome(low, high, expected):
+    assert stats.verdict_difference(low, high) == expected
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (-0.2, 0.3, "reproduces"),
+    (-0.3, 0.9, "inconclusive"),
+    (0.3, 0.9, "does not reproduce"),
+    (1.4, 3.8, "does not reproduce"),
+    (-0.9, -0.1, "significantly the opposite"),
+    (0.1, 0.4, "inconclusive"),
+])
+def test_verdict_budget_has_every_outcome(low, high, expected):
+    assert stats.verdict_budget(low, high) == expected
+
+
+def test_within_row_noise_ignores_the_rows_shared_shift():
+    shift = np.array([3.0, -2.0, 0.5, 1.0])  # the seed moves the whole row
+    noise = np.array([0.1, -0.1, 0.0, 0.2])
+    a, b = 0.6 + shift + noise, 0.58 + shift
+    sigma, df = stats.within_row_noise([(a, b)])
+    assert df == 3
+    assert sigma == pytest.approx(noise.std(ddof=1) / np.sqrt(2))
+    assert stats.within_row_noise([]) == (None, 0)
+
+
+def test_second_difference_noise_is_zero_on_straight_rows():
+    grid = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 5.0, 5.0, 5.0]])
+    assert stats.second_difference_noise([grid]) == 0.0
+
+
+def test_basic_interval_is_centred_on_the_estimate():
+    draws = 1.0 + np.linspace(-0.5, 0.5, 1001)  # biased by +1
+    low, high, bias = stats.basic_interval(0.0, draws)
+    assert bias == pytest.approx(1.0)
+    assert (low + high) / 2 == pytest.approx(-1.0)  # bias removed
+    assert high - low == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("true_slope", [-1.0, -0.3, 0.0])
+def test_quadratic_valley_recovers_its_slope(true_slope):
+    x = np.log10(1e-3 * np.array([0.25, 0.5, 1, 2, 4]))
+    y = np.linspace(-4, -1, 7)
+    valley = -2.5 + true_slope * (x + 3)
+    errors = 0.5 + 0.03 * (y[None, :] - valley[:, None]) ** 2 \
+        + 0.01 * (x[:, None] + 3) ** 2
+    slope, _, fitted, residuals = stats.quadratic_valley(x, y, errors)
+    assert slope == pytest.approx(true_slope, abs=1e-9)
+    assert np.abs(residuals).max() < 1e-9
+    draws = stats.quadratic_valley_draws(x, y, errors,
+                                         np.random.default_rng(0), 20)[1]
+    assert np.allclose(draws, true_slope)
+
+
+def test_upper_edge_interpolates_the_rise():
+    logs = np.array([-4.0, -3.0, -2.0, -1.0, 0.0])
+    # Rises from 0.60 to 0.64 between -2 and -1: crosses 0.62 half way.
+    assert stats.upper_edge(logs, [0.6, 0.6, 0.6, 0.64, 0.7], 0.02) == \
+        pytest.approx(-1.5)
+    assert np.isnan(stats.upper_edge(logs, [0.6] * 5, 0.02))
+    # Edges moving by -1 decade per decade of lr: slope -1.
+    x = np.array([-3.0, -2.0, -1.0])
+    grid = np.array([[0.6, 0.6, 0.6, 0.6, 0.7], [0.6, 0.6, 0.6, 0.7, 0.8],
+                     [0.6, 0.6, 0.7, 0.8, 0.9]])
+    slope, edges = stats.edge_slope(x, logs, grid, 0.05)
+    assert slope == pytest.approx(-1.0)
+
+
+def test_leave_one_out_finds_the_row_that_sets_the_slope():
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    best = np.array([0.0, 0.0, 0.0, -3.0])  # one row sets the tilt
+    loo = stats.leave_one_out(x, best)
+    assert loo[3] == pytest.approx(0.0)
+    assert all(v < 0 for v in loo[:3])
+
+
+def test_grid_colour_is_the_excess_over_the_rows_best():
+    report = pytest.importorskip("_reproduce_report")
+    errors = np.array([[0.60, 0.61, 0.65], [0.55, 0.54, np.nan]])
+    excess = report.above_row_best(errors)
+    assert np.allclose(excess[0], [0.0, 0.01, 0.05])
+    assert np.allclose(excess[1, :2], [0.01, 0.0])
+    assert np.isnan(excess[1, 2])
+
+
+def test_page_region_is_replaced_and_the_rest_kept(tmp_path):
+    """docs/reproduction.md holds two studies; the generator rewrites only
+    the study-v2 region, and creates the layout where it is missing."""
+    report = pytest.importorskip("_reproduce_report")
+    page = tmp_path / "page.md"
+    text = report._splice(str(page), ["old study body"])
+    assert text.startswith("# Reproducing the paper's claims")
+    assert (text.index(report.V3_BEGIN) < text.index(report.V3_END)
+            < text.index(report.HEADING) < text.index(report.BEGIN)
+            < text.index("old study body") < text.index(report.END))
+    page.write_text(text.replace("is being added here", "NEW STUDY TEXT"))
+    again = report._splice(str(page), ["second body"])
+    assert "NEW STUDY TEXT" in again and "second body" in again
+    assert "old study body" not in again
+    assert again.count(report.BEGIN) == 1 and again.count(report.HEADING) == 1
+
+
+def test_every_run_of_the_csv_is_accounted_for(tmp_path):
+    report = pytest.importorskip("_reproduce_report")
+    path = str(tmp_path / "results.csv")
+    _fill(path, 1000)
+    rows = reproduce.read_rows(path)
+    accounting = report.run_accounting(rows, SETTINGS)
+    assert sum(count for _, count, _ in accounting) == len(rows)
+    assert not any(where == "not shown" for _, _, where in accounting)
+
+
+def test_grid_labels_are_dark_on_the_light_best_cells(tmp_path, monkeypatch):
+    """Regression (issue 17): the best cells (light yellow in viridis_r)
+    had white labels, as the rule compared the error, not the colour."""
+    pytest.importorskip("matplotlib")
+    report = pytest.importorskip("_reproduce_report")
+    path = str(tmp_path / "results.csv")
+    _fill(path, 1000)
+    rows = reproduce.read_rows(path)
+    figures = []
+    monkeypatch.setattr(report, "_save",
+                        lambda figure, *a, **k: figures.append(figure))
+    report.claim_grid(rows, SETTINGS, str(tmp_path / "p.md"),
+                      str(tmp_path / "img"), np.random.default_rng(0))
+    axes = figures[0].axes[0]  # Adam+L2
+    image = axes.images[0]
+    texts = axes.texts
+    assert texts
+    for text in texts:
+        x, y = text.get_position()
+        rgba = image.cmap(image.norm(image.get_array()[round(y), round(x)]))
+        luminance = np.dot(rgba[:3], [0.2126, 0.7152, 0.0722])
+        if abs(luminance - 0.5) > 0.2:  # clearly light or clearly dark
+            assert text.get_color() == ("k" if luminance > 0.5 else "w"), (
+                text.get_text(), rgba)
+    best = min(texts, key=lambda t: float(t.get_text()))
+    assert best.get_color() == "k"
