@@ -22,7 +22,8 @@ COLORS = {"adam_l2": "C3", "adamw": "C0", "adamwr": "C2", "sgd_l2": "C1",
           "sgdw": "C4", "sgdwr": "C5"}
 MARKERS = {"adam_l2": "s", "sgd_l2": "s", "adamw": "D", "sgdw": "D",
            "adamwr": None, "sgdwr": None}
-OFFSET = {"sgd_l2": -0.1, "sgdw": 0.1}  # epochs, SGD panel of the anytime figure
+# Sideways shift (epochs) of the SGD panel's curves in the anytime figure.
+OFFSET = {"sgd_l2": -0.1, "sgdw": 0.1}
 DECAY_LABEL = {"l2": "L2 factor lambda'", "normalized": "lambda_norm"}
 BOOTSTRAP = 2000
 
@@ -234,9 +235,9 @@ def claim_grid(rows, settings, page, images, rng):
               + ("the pooled seed-to-seed spread of the repeated runs"
                  if noise_kind == "seed" else
                  "the binomial sampling sd of the test error; no repeated "
-                 "runs yet") + "; the corrected reading below replaces it, as the "
-              "cells of a row share seed 0 and vary less among themselves);"
-              " percentile interval. The best decay of each row is "
+                 "runs yet") + "; the corrected reading below replaces "
+              "it, as the cells of a row share seed 0 and vary less among "
+              "themselves); percentile interval. The best decay of each row is "
               "interpolated with a parabola in log(decay) through the best "
               "cell and its neighbours."]
     return lines, slopes
@@ -409,8 +410,9 @@ def grid_corrected(results, sigma, noise_text, rng):
                          f"{v2.verdict_difference(lo, hi)}")
         lines.append(
             f"| {NAMES[l2]} vs {NAMES[dec]} | {d:+.2f} [{low:+.2f}, "
-            f"{high:+.2f}] | {'yes' if kept else 'no: ' + ', '.join(f'{v:+.2f}' for v in loo)}"
-            f" | **{verdict}** | {extra[0]} | {extra[1]} |")
+            f"{high:+.2f}] | "
+            + ("yes" if kept else "no: " + ", ".join(f"{v:+.2f}" for v in loo))
+            + f" | **{verdict}** | {extra[0]} | {extra[1]} |")
     lines += _grid_reading(verdicts, details, results)
     return lines, verdicts
 
@@ -1055,7 +1057,8 @@ def _describe(rows, settings):
         f"| Seeds | grid and budget runs: seed {settings['grid_seed']}; "
         f"repeats: seeds {', '.join(map(str, settings['repeat_seeds']))} "
         "(the best cell is chosen on seed 0, so the repeats are not biased "
-        "by that choice, though it was chosen on test error). A seed fixes initial weights, data order and "
+        "by that choice, though it was chosen on test error). A seed fixes "
+        "initial weights, data order and "
         "flips |",
         "| Hardware | " + "; ".join(hardware) + ". Two study processes of one "
         "thread each ran side by side (`--claims`), next to other work "
@@ -1072,9 +1075,10 @@ def _describe(rows, settings):
 
 def run_accounting(rows, settings):
     """[(what, count, where on the page)] covering every row exactly once."""
-    grid_cells = {opt: {(lr, d) for lr in reproduce.grid_values(settings, opt)[0]
-                        for d in reproduce.grid_values(settings, opt)[1]}
-                  for opt in settings["grid_optimizers"]}
+    grid_cells = {}
+    for opt in settings["grid_optimizers"]:
+        lrs, decays = reproduce.grid_values(settings, opt)
+        grid_cells[opt] = {(lr, d) for lr in lrs for d in decays}
     shown = {opt: (g[0]["lr"], g[0]["decay"])
              for opt, g in repeat_rows(rows, settings).items()}
     lr = budget_lr(rows, settings) if any(

@@ -15,8 +15,9 @@ these functions give the corrected reading next to them (issue 17):
   the slope of its valley; `upper_edge`: where a row's error first rises a
   given amount above the row's best, in log decay.
 - `text_color`: black or white text for a cell, from its colour's luminance.
-- `verdict_difference` / `verdict_paired` / `verdict_budget`: outcomes reproduces / partly /
-  inconclusive / does not reproduce / significantly the opposite.
+- `verdict_difference` / `verdict_paired` / `verdict_budget`: outcomes
+  reproduces / partly / inconclusive / does not reproduce / significantly
+  the opposite.
 """
 
 import math
