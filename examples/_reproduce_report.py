@@ -345,6 +345,7 @@ def grid_corrected(results, sigma, noise_text, rng):
                                                 BOOTSTRAP),
             edge=v2.edge_draws(x, y, errors, RISE, sigma, rng,
                                   BOOTSTRAP))
+    cells = next(iter(results.values()))[2].size
     lines = [
         f"Noise model: each cell = its row's curve + the seed's shift of the"
         f" whole row + independent cell noise; only the cell noise moves a "
@@ -357,7 +358,8 @@ def grid_corrected(results, sigma, noise_text, rng):
         "- **row argmin** (the rule's statistic): the slope of the rows' "
         "interpolated best decays on log(lr);",
         "- **2-D quadratic valley**: a quadratic surface in (log lr, log "
-        "decay) fitted to all 35 cells; its valley (best decay for each lr) "
+        f"decay) fitted to all {cells} cells of a grid; its valley (best "
+        "decay for each lr) "
         "is a line of slope -c_xy / (2 c_yy); interval from resampling the "
         "surface's residuals;",
         f"- **upper decay edge**: per row, the log decay where the error "

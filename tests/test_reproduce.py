@@ -433,3 +433,25 @@ def test_grid_labels_are_dark_on_the_light_best_cells(tmp_path, monkeypatch):
                 text.get_text(), rgba)
     best = min(texts, key=lambda t: float(t.get_text()))
     assert best.get_color() == "k"
+
+
+def test_committed_page_is_the_generators_output(tmp_path):
+    """docs/reproduction.md's earlier-study region is exactly what
+    `reproduce.py --plot-only` writes from the committed CSV, so every
+    number and verdict on it comes from the CSV (issue 17's corrected
+    readings included)."""
+    pytest.importorskip("matplotlib")
+    report = pytest.importorskip("_reproduce_report")
+    rows = reproduce.read_rows(reproduce.RESULTS)
+    if not rows or not os.path.exists(reproduce.PAGE):
+        pytest.skip("no results file or page")
+    with open(reproduce.PAGE) as file:
+        committed = file.read()
+    page = tmp_path / "docs" / "reproduction.md"
+    page.parent.mkdir()
+    page.write_text(committed)
+    report.write_page(rows, SETTINGS, str(page), str(tmp_path / "docs" / "img"))
+    assert page.read_text() == committed
+    region = committed.split(report.BEGIN)[1].split(report.END)[0]
+    assert "AdamW significantly *worse* than Adam+L2" in region
+    assert "| 1. separable lr and decay |" in region
