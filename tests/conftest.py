@@ -17,6 +17,10 @@ A test that one other backend cannot run goes in BACKEND_LIMITS with the
 reason; one that needs float64 variables goes in FLOAT64 (JAX has none
 unless JAX_ENABLE_X64 is set).
 
+A test of code written for Keras on JAX only (examples/reproduce_gpu.py,
+the protocol for GPU machines without TensorFlow) goes in JAX_ONLY: it runs
+in the JAX cell and is skipped elsewhere.
+
 A module that needs TensorFlow to import at all goes in TENSORFLOW_MODULES:
 it is not collected on the other backends, where TensorFlow may not be
 installed. A module that uses `tf` in some of its tests only imports it
@@ -69,6 +73,12 @@ TENSORFLOW_ONLY = [
     "tests/test_schedules.py::test_every_boundary_past_2_31_up_to_2_63*",
     "tests/test_schedules.py::test_adamwr_at_iteration_2_40_updates_and_decays",
     "tests/test_schedule_view.py::test_plot_returns_the_figure_and_saves_it",
+]
+
+# Test ids that run on the JAX backend only (code written for Keras on JAX).
+JAX_ONLY = [
+    "tests/test_reproduce_gpu.py::test_quick_*",
+    "tests/test_reproduce_gpu.py::test_crop_flip_*",
 ]
 
 
@@ -157,6 +167,7 @@ def _pattern(test_id):
 
 _TENSORFLOW_ONLY = [_pattern(test_id) for test_id in TENSORFLOW_ONLY]
 _FLOAT64 = [_pattern(test_id) for test_id in FLOAT64]
+_JAX_ONLY = [_pattern(test_id) for test_id in JAX_ONLY]
 
 
 def pytest_configure(config):
@@ -186,6 +197,11 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason=f"needs TensorFlow (backend: {BACKEND})")
         for item in items:
             if item.get_closest_marker("tensorflow_only"):
+                item.add_marker(skip)
+    if BACKEND != "jax":
+        skip = pytest.mark.skip(reason=f"Keras on JAX only (backend: {BACKEND})")
+        for item in items:
+            if any(pattern.match(item.nodeid) for pattern in _JAX_ONLY):
                 item.add_marker(skip)
     for test_id, reason in BACKEND_LIMITS.get(BACKEND, {}).items():
         pattern = _pattern(test_id)
