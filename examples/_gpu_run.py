@@ -28,29 +28,44 @@ RESTARTS = {"adamwr": "adamw", "sgdwr": "sgdw"}  # restart run -> its cell
 NO_DECAY = ["gamma", "beta", "bias"]  # BatchNorm scale/offset and biases
 
 
+def read_npz(paths):
+    """{name: array} of the .npz file(s) `paths`: each array is the
+    concatenation, in the order given, of that name's arrays in every file
+    (the shards that `reproduce_gpu.py --convert --shard-mb` writes)."""
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    parts = {}
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"no CIFAR-10 .npz at {path}: make it with `python "
+                "examples/reproduce_gpu.py --convert PATH` on a machine with "
+                "TensorFlow Datasets and copy it over (see "
+                "docs/reproduction_gpu.md)")
+        with np.load(path) as data:
+            for name in data.files:
+                parts.setdefault(name, []).append(data[name])
+    missing = {"x_train", "y_train", "x_test", "y_test"} - set(parts)
+    if missing:
+        raise ValueError(f"{paths} lack the arrays {sorted(missing)}")
+    return {name: np.concatenate(arrays) for name, arrays in parts.items()}
+
+
 def load_npz(path, settings):
-    """(x_train, y_train, x_val, y_val, x_test, y_test) from `path`.
+    """(x_train, y_train, x_val, y_val, x_test, y_test) from `path` (a .npz
+    file, or a list of shards: see `read_npz`).
 
     Images become normalized float32; labels int32. The validation split is
     the *last* `val_examples` of the first `train_examples + val_examples`
     training images (CIFAR-10's training set is in random order), so the
     split is the same on every machine and in every run.
     """
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"no CIFAR-10 .npz at {path}: make it with `python "
-            "examples/reproduce_gpu.py --convert PATH` on a machine with "
-            "TensorFlow Datasets and copy it over (see docs/reproduction_gpu.md)")
-    with np.load(path) as data:
-        missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
-        if missing:
-            raise ValueError(f"{path} lacks the arrays {sorted(missing)}")
-        x_train, y_train = data["x_train"], data["y_train"]
-        x_test, y_test = data["x_test"], data["y_test"]
+    data = read_npz(path)
+    x_train, y_train = data["x_train"], data["y_train"]
+    x_test, y_test = data["x_test"], data["y_test"]
     n, m = settings["train_examples"], settings["val_examples"]
     if n + m > len(x_train) or settings["test_examples"] > len(x_test):
         raise ValueError(
-            f"{path} has {len(x_train)} training and {len(x_test)} test "
+            f"{path} holds {len(x_train)} training and {len(x_test)} test "
             f"images; the settings need {n} + {m} and "
             f"{settings['test_examples']}")
 

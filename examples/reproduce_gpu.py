@@ -303,11 +303,13 @@ def plan_text(rows, settings, images_per_second=None):
 # ---------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------
-def file_sha256(path):
+def file_sha256(paths):
+    """SHA-256 of the bytes of the files `paths`, one after the other."""
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
+    for path in [paths] if isinstance(paths, str) else paths:
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -394,8 +396,11 @@ def run_study(settings, results, data_path, max_runs=None, threads=None,
     return count
 
 
-def convert(path, data_dir=None):
-    """Write CIFAR-10 from TensorFlow Datasets (no download) to `path`."""
+def convert(path, data_dir=None, shard_mb=None):
+    """Write CIFAR-10 from TensorFlow Datasets (no download) to `path`, or,
+    with `shard_mb`, to `path` with `-1-of-K` ... before `.npz`: K files of
+    at most `shard_mb` MiB each, every array cut into K contiguous pieces
+    (pass all of them to --data, in order). Returns the files written."""
     import numpy as np
     import tensorflow_datasets as tfds
 
@@ -410,8 +415,18 @@ def convert(path, data_dir=None):
             split=split, as_supervised=True, batch_size=-1))
         arrays[f"x_{split}"] = x.astype("uint8")
         arrays[f"y_{split}"] = y.astype("uint8")
-    np.savez(path, **arrays)
-    return {name: value.shape for name, value in arrays.items()}
+    size = sum(a.nbytes for a in arrays.values())
+    count = 1 if shard_mb is None else math.ceil(size / (shard_mb * 2**20 - 2**16))
+    if count == 1:
+        np.savez(path, **arrays)
+        return [path]
+    stem = path[:-4] if path.endswith(".npz") else path
+    paths = []
+    for i in range(count):
+        shard = {name: np.array_split(a, count)[i] for name, a in arrays.items()}
+        paths.append(f"{stem}-{i + 1}-of-{count}.npz")
+        np.savez(paths[-1], **shard)
+    return paths
 
 
 def synthetic_npz(path, settings, seed=0):
@@ -430,8 +445,9 @@ def synthetic_npz(path, settings, seed=0):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=None,
-                        help="CIFAR-10 .npz (x_train, y_train, x_test, y_test)")
+    parser.add_argument("--data", nargs="+", default=None,
+                        help="CIFAR-10 .npz (x_train, y_train, x_test, "
+                        "y_test), or its shards in order")
     parser.add_argument("--results", default=None,
                         help=f"results CSV (default: {RESULTS}; --quick: a "
                         "temporary folder)")
@@ -455,13 +471,15 @@ def main(argv=None):
     parser.add_argument("--convert", metavar="NPZ", default=None,
                         help="write CIFAR-10 from TFDS to NPZ and exit "
                         "(needs TensorFlow Datasets; reads TFDS_DATA_DIR)")
+    parser.add_argument("--shard-mb", type=float, default=None,
+                        help="with --convert: files of at most this many MiB")
     parser.add_argument("--tfds-dir", default=None)
     args = parser.parse_args(argv)
     if args.max_runs is not None and args.max_runs < 0:
         parser.error(f"--max-runs must be >= 0; received {args.max_runs}")
     if args.convert:
-        shapes = convert(args.convert, args.tfds_dir)
-        print(f"wrote {args.convert}: {shapes}")
+        for path in convert(args.convert, args.tfds_dir, args.shard_mb):
+            print(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")
         return 0
     settings = QUICK if args.quick else FULL
     results = args.results
@@ -491,8 +509,8 @@ def main(argv=None):
         return 0
     data = args.data
     if data is None and args.quick:
-        data = SMALL if os.path.exists(SMALL) else synthetic_npz(
-            os.path.join(os.path.dirname(results), "synthetic.npz"), settings)
+        data = [SMALL if os.path.exists(SMALL) else synthetic_npz(
+            os.path.join(os.path.dirname(results), "synthetic.npz"), settings)]
     if data is None:
         parser.error("--data NPZ is needed (make it with --convert NPZ)")
     count = run_study(settings, results, data, args.max_runs, args.threads,
