@@ -221,7 +221,9 @@ def hardware():
 
 
 def train(spec, settings, data):
-    """Train one run; return (per-epoch errors dict, model, seconds).
+    """Train one run; return a dict: per-epoch `errors` {"train", "val",
+    "test"}, `final_train_loss`, `steps_per_epoch`, `wall_seconds`,
+    `cpu_seconds`, `model` (its name) and `parameters`.
 
     After every epoch: error on the first `train_eval_examples` training
     images (inference mode, no augmentation), on the validation split and on
@@ -230,7 +232,7 @@ def train(spec, settings, data):
     import keras
 
     x_train, y_train, x_val, y_val, x_test, y_test = data
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     keras.backend.clear_session()
     keras.utils.set_random_seed(spec["seed"])
     l2 = spec["decay"] if spec["optimizer"] in L2 else 0.0
@@ -244,9 +246,11 @@ def train(spec, settings, data):
                       y_train[:settings["train_eval_examples"]]),
             "val": (x_val, y_val), "test": (x_test, y_test)}
     errors = {name: [] for name in sets}
+    losses = []
 
     class Evaluate(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
+            losses.append(float((logs or {}).get("loss", float("nan"))))
             for name, (x, y) in sets.items():
                 result = self.model.evaluate(
                     x, y, batch_size=settings["eval_batch_size"], verbose=0,
@@ -256,7 +260,11 @@ def train(spec, settings, data):
     model.fit(x_train, y_train, batch_size=settings["batch_size"],
               epochs=spec["epochs"], shuffle=True, verbose=0,
               callbacks=[Evaluate()])
-    return errors, model, steps_per_epoch, time.perf_counter() - start
+    return {"errors": errors, "final_train_loss": losses[-1],
+            "steps_per_epoch": steps_per_epoch,
+            "wall_seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu_start,
+            "model": model.name, "parameters": model.count_params()}
 
 
 def speed(settings, steps=10, seed=0):

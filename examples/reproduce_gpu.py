@@ -40,6 +40,7 @@ import hashlib  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 
@@ -83,24 +84,24 @@ L2 = ("adam_l2", "sgd_l2")
 # An assumption until this file has GPU rows (then --plan uses theirs).
 ASSUMED_GPU_IMAGES_PER_SECOND = 15000
 
-# The columns of examples/reproduce.py, with validation and train errors,
-# the device and the data's checksum added. Lists are ";"-separated.
+# The columns of examples/study_v3.py (the CPU study v3), then the device,
+# the compile mode and the data's checksum. Lists are ";"-separated.
 FIELDS = [
     "key", "phase", "optimizer", "lr", "decay", "decay_kind", "raw_lambda",
-    "epochs", "steps", "train_examples", "val_examples", "test_examples",
-    "train_eval_examples", "batch_size", "seed", "model", "parameters",
-    "eval_epochs", "train_errors", "val_errors", "test_errors",
-    "final_train_error", "final_val_error", "final_test_error",
-    "anytime_epochs", "anytime_errors", "wall_seconds", "images_per_second",
-    "keras_adamwr_version", "keras_version", "backend_version", "backend",
-    "python", "hardware", "device", "threads", "jit_compile", "data_sha256",
-    "date"]
+    "epochs", "steps", "schedule", "batch_size", "seed", "data",
+    "train_examples", "val_examples", "test_examples", "train_eval_examples",
+    "model", "parameters", "eval_epochs", "train_errors", "val_errors",
+    "test_errors", "final_train_error", "final_val_error", "final_test_error",
+    "final_train_loss", "wall_seconds", "cpu_seconds", "images_per_second",
+    "code_commit", "keras_adamwr_version", "keras_version", "backend",
+    "backend_version", "python", "hardware", "threads", "date",
+    "device", "jit_compile", "data_sha256"]
 FLOATS = ("lr", "decay", "raw_lambda", "final_train_error", "final_val_error",
-          "final_test_error", "wall_seconds", "images_per_second")
-INTS = ("epochs", "steps", "train_examples", "val_examples", "test_examples",
-        "train_eval_examples", "batch_size", "seed", "parameters")
-LISTS = ("eval_epochs", "train_errors", "val_errors", "test_errors",
-         "anytime_epochs", "anytime_errors")
+          "final_test_error", "final_train_loss", "wall_seconds",
+          "cpu_seconds", "images_per_second")
+INTS = ("epochs", "steps", "batch_size", "seed", "train_examples",
+        "val_examples", "test_examples", "train_eval_examples", "parameters")
+LISTS = ("eval_epochs", "train_errors", "val_errors", "test_errors")
 
 
 def family(optimizer):
@@ -294,6 +295,11 @@ def plan_text(rows, settings, images_per_second=None):
     lines.append(f"at {speed:,.0f} training images/s ({source}); the "
                  "evaluation after every epoch counted as a third of a "
                  "training image per image")
+    import _gpu_run
+
+    ends = _gpu_run.cycle_ends(settings, settings["restart_epochs"])
+    lines.append("warm restarts: cycles end after epochs "
+                 + ", ".join(f"{e:g}" for e in ends))
     if best_cells(rows, settings) is None:
         lines.append("phases after the grid run at its best cells "
                      "(by validation error) once the grid is complete")
@@ -313,39 +319,53 @@ def file_sha256(paths):
     return digest.hexdigest()
 
 
-def result_row(spec, settings, errors, model, steps_per_epoch, wall, extra):
-    """The CSV row of a finished run."""
+def code_commit():
+    """The checkout's commit (12 digits), or "" where git cannot tell."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"],
+                              cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def result_row(spec, settings, result, extra):
+    """The CSV row of a finished run (`result`: what `_gpu_run.train` gives)."""
     import keras
     import keras_adamwr
 
     import _gpu_run
 
-    epochs = spec["epochs"]
+    epochs, errors = spec["epochs"], result["errors"]
+    steps_per_epoch = result["steps_per_epoch"]
     if spec["optimizer"] in L2:
-        kind, raw = "l2", spec["decay"]
+        kind, raw, schedule = "l2", spec["decay"], "cosine"
     else:
         kind = "normalized"
         cycle = (settings["first_cycle_epochs"] if spec["optimizer"] in RESTARTS
                  else epochs)  # lambda of the first cycle / of the run
         raw = spec["decay"] / math.sqrt(cycle * steps_per_epoch)
-    anytime = (_gpu_run.cycle_ends(settings, epochs)
-               if spec["optimizer"] in RESTARTS else [])
+        schedule = (f"restarts T0={settings['first_cycle_epochs']}ep "
+                    f"Tmul={settings['t_mul']:g}"
+                    if spec["optimizer"] in RESTARTS else "cosine")
     backend = keras.backend.backend()
+    wall = result["wall_seconds"]
 
-    def joined(values, fmt="{:.4f}"):
-        return ";".join(fmt.format(v) for v in values)
+    def joined(values):
+        return ";".join(f"{v:.4f}" for v in values)
 
     return {
         "key": run_key(spec, settings), "phase": spec["phase"],
         "optimizer": spec["optimizer"], "lr": spec["lr"],
         "decay": spec["decay"], "decay_kind": kind, "raw_lambda": f"{raw:.6g}",
         "epochs": epochs, "steps": steps_per_epoch * epochs,
+        "schedule": schedule, "batch_size": settings["batch_size"],
+        "seed": spec["seed"], "data": extra["data"],
         "train_examples": settings["train_examples"],
         "val_examples": settings["val_examples"],
         "test_examples": settings["test_examples"],
         "train_eval_examples": settings["train_eval_examples"],
-        "batch_size": settings["batch_size"], "seed": spec["seed"],
-        "model": model.name, "parameters": model.count_params(),
+        "model": result["model"], "parameters": result["parameters"],
         "eval_epochs": ";".join(str(e) for e in range(1, epochs + 1)),
         "train_errors": joined(errors["train"]),
         "val_errors": joined(errors["val"]),
@@ -353,21 +373,21 @@ def result_row(spec, settings, errors, model, steps_per_epoch, wall, extra):
         "final_train_error": f"{errors['train'][-1]:.4f}",
         "final_val_error": f"{errors['val'][-1]:.4f}",
         "final_test_error": f"{errors['test'][-1]:.4f}",
-        "anytime_epochs": joined(anytime, "{:g}"),
-        "anytime_errors": joined(errors["test"][round(e) - 1] for e in anytime),
+        "final_train_loss": f"{result['final_train_loss']:.4f}",
         "wall_seconds": f"{wall:.1f}",
+        "cpu_seconds": f"{result['cpu_seconds']:.1f}",
         "images_per_second":
             f"{settings['train_examples'] * epochs / wall:.1f}",
+        "code_commit": extra["code_commit"],
         "keras_adamwr_version": keras_adamwr.__version__,
-        "keras_version": keras.__version__,
+        "keras_version": keras.__version__, "backend": backend,
         "backend_version": getattr(__import__(backend), "__version__", ""),
-        "backend": backend, "python": platform.python_version(),
-        "hardware": _gpu_run.hardware(), "device": _gpu_run.device(),
-        "threads": extra["threads"] or "",
-        "jit_compile": settings["jit_compile"],
-        "data_sha256": extra["data_sha256"],
+        "python": platform.python_version(),
+        "hardware": _gpu_run.hardware(), "threads": extra["threads"] or "",
         "date": datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%dT%H:%M:%SZ"),
+        "device": _gpu_run.device(), "jit_compile": settings["jit_compile"],
+        "data_sha256": extra["data_sha256"],
     }
 
 
@@ -377,7 +397,12 @@ def run_study(settings, results, data_path, max_runs=None, threads=None,
     import _gpu_run
 
     data = _gpu_run.load_npz(data_path, settings)
-    extra = {"threads": threads, "data_sha256": file_sha256(data_path)}
+    names = [os.path.basename(p) for p in data_path]
+    extra = {"threads": threads, "data_sha256": file_sha256(data_path),
+             "code_commit": code_commit(),
+             "data": ("cifar10_small" if names == [os.path.basename(SMALL)]
+                      else "synthetic" if names == ["synthetic.npz"]
+                      else "cifar10_32x32")}
     count = 0
     while max_runs is None or count < max_runs:
         todo = pending(read_rows(results), settings)
@@ -386,8 +411,8 @@ def run_study(settings, results, data_path, max_runs=None, threads=None,
         spec = todo[0]
         log(f"[{datetime.datetime.now():%H:%M:%S}] {len(todo)} to go: "
             f"{run_key(spec, settings)}")
-        errors, model, steps, wall = _gpu_run.train(spec, settings, data)
-        row = result_row(spec, settings, errors, model, steps, wall, extra)
+        result = _gpu_run.train(spec, settings, data)
+        row = result_row(spec, settings, result, extra)
         append_row(results, row)
         log(f"    val {row['final_val_error']}, test "
             f"{row['final_test_error']}, {row['wall_seconds']} s, "

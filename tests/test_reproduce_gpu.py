@@ -232,8 +232,21 @@ def test_quick_run_resumes_records_every_epoch_without_tensorflow(tmp_path):
         assert row["final_val_error"] == row["val_errors"][-1]
         assert row["backend"] == "jax" and row["device"].startswith("cpu")
         assert row["val_examples"] == 128 and len(row["data_sha256"]) == 64
-    restart = rows[3]
-    assert restart["optimizer"] == "adamwr" and restart["anytime_epochs"] == [1, 3]
-    assert restart["anytime_errors"] == [restart["test_errors"][0],
-                                         restart["test_errors"][2]]
+    assert [r["schedule"] for r in rows] == [
+        "cosine", "cosine", "cosine", "restarts T0=1.0ep Tmul=2", "cosine"]
+    assert rows[3]["optimizer"] == "adamwr" and rows[3]["epochs"] == 3
     assert rows[0]["decay_kind"] == "l2" and rows[1]["decay_kind"] == "normalized"
+    assert {r["data"] for r in rows} <= {"cifar10_small", "synthetic"}
+    assert all(r["final_train_loss"] > 0 for r in rows)
+
+
+def test_columns_are_study_v3s_then_device_compile_and_data():
+    """The GPU rows share the CPU study v3's columns (examples/study_v3.py),
+    so one analysis reads both; three columns are added at the end."""
+    path = os.path.join(EXAMPLES, "study_v3.py")
+    if not os.path.exists(path):
+        pytest.skip("examples/study_v3.py is not in this checkout")
+    import study_v3
+
+    assert rg.FIELDS == study_v3.FIELDS + ["device", "jit_compile",
+                                           "data_sha256"]
