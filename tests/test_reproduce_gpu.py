@@ -207,10 +207,11 @@ QUICK_SCRIPT = textwrap.dedent("""
     reproduce_gpu.main(["--quick", "--results", results, "--max-runs", "2"])
     reproduce_gpu.main(["--quick", "--results", results])
     reproduce_gpu.main(["--quick", "--results", results])
+    reproduce_gpu.main(["--quick", "--speed", "2"])
 """)
 
 
-def test_quick_run_resumes_records_every_epoch_without_tensorflow(tmp_path):
+def test_quick_run_resumes_records_every_epoch_and_speed_without_tensorflow(tmp_path):
     results = str(tmp_path / "results.csv")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
                PYTHONPATH=ROOT)
@@ -221,6 +222,13 @@ def test_quick_run_resumes_records_every_epoch_without_tensorflow(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     counts = re.findall(r"(\d+) runs done", done.stdout)
     assert counts == ["2", "3", "0"]
+    # --speed: images/s and XLA's FLOP count (ResNet-8 of width 4: ~2 MFLOP).
+    speed = re.search(r"preact_resnet8_w4 \(5,286 parameters\) on cpu.*: "
+                      r"([\d,.]+) training images/s; ([\d.]+) GFLOP per image",
+                      done.stdout)
+    assert speed, done.stdout[-2000:]
+    assert float(speed.group(1).replace(",", "")) > 0
+    assert 1e-4 < float(speed.group(2)) < 0.1
     rows = rg.read_rows(results)
     assert [r["phase"] for r in rows] == ["grid", "grid", "budget", "restart",
                                           "repeat"]
@@ -250,3 +258,4 @@ def test_columns_are_study_v3s_then_device_compile_and_data():
 
     assert rg.FIELDS == study_v3.FIELDS + ["device", "jit_compile",
                                            "data_sha256"]
+
