@@ -268,8 +268,10 @@ def train(spec, settings, data):
 
 
 def speed(settings, steps=10, seed=0):
-    """Training images/s of the full model (AdamW, random images) and XLA's
-    count of floating-point operations per image of forward+backward.
+    """Training images/s of the full model (AdamW, random images), images
+    per CPU-second of this process (on a shared CPU with one thread: the
+    rate with a whole core), and XLA's count of floating-point operations
+    per image of forward+backward.
 
     One epoch of `steps` batches warms up (compiles), a second is timed.
     """
@@ -288,14 +290,16 @@ def speed(settings, steps=10, seed=0):
     n = steps * settings["batch_size"]
     x = rng.normal(size=(n, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, n).astype("int32")
-    times = []
+    times, cpu_times = [], []
 
     class Clock(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             times.append(time.perf_counter())
+            cpu_times.append(time.process_time())
 
         def on_epoch_end(self, epoch, logs=None):
             times[-1] = time.perf_counter() - times[-1]
+            cpu_times[-1] = time.process_time() - cpu_times[-1]
 
     model.fit(x, y, batch_size=settings["batch_size"], epochs=2, verbose=0,
               shuffle=False, callbacks=[Clock()])
@@ -314,6 +318,7 @@ def speed(settings, steps=10, seed=0):
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return {"images_per_second": n / times[1],
+            "images_per_cpu_second": n / cpu_times[1],
             "flops_per_image": cost.get("flops", float("nan")) / batch,
             "parameters": model.count_params(), "model": model.name,
             "device": device()}

@@ -527,7 +527,8 @@ def main(argv=None):
                  / result["images_per_second"] / 3600)
         print(f"{result['model']} ({result['parameters']:,} parameters) on "
               f"{result['device']}, {args.threads or 'all'} threads: "
-              f"{result['images_per_second']:,.1f} training images/s; "
+              f"{result['images_per_second']:,.1f} training images/s "
+              f"({result['images_per_cpu_second']:,.1f} per CPU-second); "
               f"{result['flops_per_image'] / 1e9:.3f} GFLOP per image "
               f"(forward+backward, XLA's count); the whole plan at this "
               f"speed: {hours:,.1f} hours")

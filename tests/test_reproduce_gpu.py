@@ -224,11 +224,13 @@ def test_quick_run_resumes_records_every_epoch_and_speed_without_tensorflow(tmp_
     assert counts == ["2", "3", "0"]
     # --speed: images/s and XLA's FLOP count (ResNet-8 of width 4: ~2 MFLOP).
     speed = re.search(r"preact_resnet8_w4 \(5,286 parameters\) on cpu.*: "
-                      r"([\d,.]+) training images/s; ([\d.]+) GFLOP per image",
+                      r"([\d,.]+) training images/s \(([\d,.]+) per CPU-second\); "
+                      r"([\d.]+) GFLOP per image",
                       done.stdout)
     assert speed, done.stdout[-2000:]
     assert float(speed.group(1).replace(",", "")) > 0
-    assert 1e-4 < float(speed.group(2)) < 0.1
+    assert float(speed.group(2).replace(",", "")) > 0
+    assert 1e-4 < float(speed.group(3)) < 0.1
     rows = rg.read_rows(results)
     assert [r["phase"] for r in rows] == ["grid", "grid", "budget", "restart",
                                           "repeat"]
