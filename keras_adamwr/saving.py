@@ -12,7 +12,9 @@
 """
 
 import os
+import re
 import shutil
+import socket
 import tempfile
 
 
@@ -35,7 +37,7 @@ def _fsync(path):
         os.close(descriptor)
 
 
-def atomic_save(model, path, **kwargs):
+def atomic_save(model, path, overwrite=True, **kwargs):
     """`model.save` (`.keras`) or `model.save_weights` (`.weights.h5`), atomic.
 
     Keras writes into `path` itself, so a process killed while saving leaves
@@ -43,7 +45,19 @@ def atomic_save(model, path, **kwargs):
     file is written under a temporary name in the same folder, flushed to
     disk (`fsync`), and renamed over `path` (`os.replace`, atomic on POSIX
     and Windows): after a crash `path` holds either the previous complete
-    file or the new one. `kwargs` go to Keras' method.
+    file or the new one. It never asks a question: with `overwrite=False`
+    an existing `path` raises `FileExistsError` (Keras would prompt on the
+    terminal). The temporary name carries this host and process id
+    (`.run.keras_adamwr-<host>-<pid>-*.tmp.keras`); temporary files that a
+    killed save of this host left beside `path` are removed by the next
+    `atomic_save` there, once their process is gone. `kwargs` go to Keras'
+    method.
+
+    Args:
+        model: The Keras model.
+        path: A `.keras` or `.weights.h5` path; its folder must exist.
+        overwrite: Replace an existing `path`. Defaults to `True`, as in
+            Keras; `False` refuses an existing file, without prompting.
 
     Example:
 
@@ -55,22 +69,32 @@ def atomic_save(model, path, **kwargs):
         raise ValueError(
             "Argument `path` must end in `.keras` or `.weights.h5`. "
             f"Received: path={path!r}")
+    if overwrite not in (True, False):
+        raise ValueError("Argument `overwrite` must be True or False. "
+                         f"Received: overwrite={overwrite!r}")
+    if not overwrite and os.path.lexists(path):
+        raise _exists(path)
     folder = os.path.dirname(path)
+    stem = os.path.basename(path)[:-len(suffix)]
+    remove_stale_temporaries(folder, stem)
     descriptor, temporary = tempfile.mkstemp(
-        suffix=".tmp" + suffix, prefix="." + os.path.basename(path)[:-len(suffix)] + "-",
-        dir=folder)
+        suffix=".tmp" + suffix, prefix=_temporary_prefix(stem), dir=folder)
     os.close(descriptor)
     try:
+        # Keras' `overwrite=False` would prompt about our own temporary file.
         if suffix == ".keras":
-            model.save(temporary, **kwargs)
+            model.save(temporary, overwrite=True, **kwargs)
         else:
-            model.save_weights(temporary, **kwargs)
+            model.save_weights(temporary, overwrite=True, **kwargs)
         _fsync(temporary)
         if os.path.exists(path):
             shutil.copymode(path, temporary)  # keep the user's permissions
         else:
             os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            _rename_no_clobber(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
@@ -80,13 +104,87 @@ def atomic_save(model, path, **kwargs):
     return path
 
 
+def _exists(path):
+    return FileExistsError(
+        f"{path} already exists and `overwrite=False`: nothing was written. "
+        "Pass `overwrite=True` to replace it, or choose another path.")
+
+
+def _rename_no_clobber(source, target):
+    """Renames `source` to `target` unless `target` exists (atomically where
+    the file system has hard links)."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise _exists(target) from None
+    except OSError:  # no hard links here (e.g. FAT): check, then rename
+        if os.path.lexists(target):
+            raise _exists(target) from None
+        os.replace(source, target)
+        return
+    os.remove(source)
+
+
+# Temporary names: ".<stem>.keras_adamwr-<host>-<pid>-<random>.tmp<suffix>"
+# (files of `atomic_save`) or ".<stem>.keras_adamwr-<host>-<pid>-<random>"
+# (folders of `export_training_state`). Only names of this form whose host
+# is this one and whose process is gone are ever removed.
+_MARK = ".keras_adamwr-"
+
+
+def _host():
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
+
+
+def _temporary_prefix(stem):
+    return f".{stem}{_MARK}{_host()}-{os.getpid()}-"
+
+
+def _process_gone(pid):
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. PermissionError: it exists, as another user
+        return False
+    return False
+
+
+def remove_stale_temporaries(folder, stem):
+    """Removes temporary files and folders of saves to `<stem>` in `folder`
+    whose writer (a process of this host) is gone: what killed saves left.
+    Names of any other form are never touched."""
+    pattern = re.compile(
+        re.escape(f".{stem}{_MARK}{_host()}-") + r"(\d+)-[A-Za-z0-9_]+"
+        r"(\.tmp\.keras|\.tmp\.weights\.h5)?$")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.match(name)
+        if match is None or not _process_gone(int(match.group(1))):
+            continue
+        target = os.path.join(folder, name)
+        if match.group(2) is None:
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target, ignore_errors=True)
+        elif os.path.isfile(target) and not os.path.islink(target):
+            try:
+                os.remove(target)
+            except OSError:
+                pass
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def export_training_state(model, path):
+def export_training_state(model, path, input_signature=None):
     """Writes a SavedModel with a serving signature and the training state.
 
     `serving_default(inputs)` returns `model(inputs, training=False)`; the
@@ -95,20 +193,54 @@ def export_training_state(model, path):
     The SavedModel is written to a new folder beside `path` and renamed
     into place when complete; an earlier export at `path` is replaced then
     (two renames: a crash between them leaves it in a folder `<name>.old-*`
-    beside `path`).
+    beside `path`). Missing parent folders are created (as `model.export`
+    does), and the folders follow the umask, as `mkdir` does. Temporary
+    folders that an export killed on this host left beside `path` are
+    removed by the next export there.
+
+    Args:
+        model: A compiled model.
+        path: The SavedModel folder to write.
+        input_signature: The serving input, a `tf.TensorSpec`. Defaults to
+            `None`: the spec of `model.inputs[0]` with any batch size (a
+            Functional or Sequential model); a subclassed model has no
+            `inputs`, so pass it, e.g. `tf.TensorSpec((None, 32), "float32")`.
+
+    Example:
+
+        keras_adamwr.export_training_state(model, "export/run")
     """
     import tensorflow as tf
 
+    if input_signature is None:
+        try:
+            inputs = model.inputs
+        except AttributeError:  # a subclassed model
+            inputs = None
+        if not inputs:
+            raise ValueError(
+                "Argument `input_signature` is needed for this model: "
+                f"{type(model).__name__} has no `inputs` (a subclassed model), "
+                "so the serving input is unknown. Pass e.g. "
+                "`input_signature=tf.TensorSpec((None, *x.shape[1:]), x.dtype)` "
+                "for inputs `x`. Received: input_signature=None")
+        input_signature = tf.TensorSpec((None, *inputs[0].shape[1:]), inputs[0].dtype)
+    if not isinstance(input_signature, tf.TensorSpec):
+        raise ValueError(
+            "Argument `input_signature` must be a `tf.TensorSpec`. "
+            f"Received: input_signature={input_signature!r}")
     module = tf.Module()
     module.model_variables = list(model.variables)
     module.optimizer_variables = list(model.optimizer.variables)
-    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype)
     module.serve = tf.function(lambda inputs: model(inputs, training=False),
-                               input_signature=[spec])
+                               input_signature=[input_signature])
     path = os.path.abspath(os.fspath(path))
     parent, name = os.path.split(path)
-    temporary = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    os.makedirs(parent, exist_ok=True)
+    remove_stale_temporaries(parent, name)
+    temporary = tempfile.mkdtemp(prefix=_temporary_prefix(name), dir=parent)
     try:
+        os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp's is 0700
         tf.saved_model.save(module, temporary,
                             signatures={"serving_default": module.serve})
         for root, _, files in os.walk(temporary):

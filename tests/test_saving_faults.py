@@ -62,9 +62,14 @@ def test_atomic_save_killed_mid_save_keeps_the_previous_file(kind, tmp_path):
     assert len(restored) == len(previous)
     for a, b in zip(restored, previous):
         np.testing.assert_array_equal(a, b)
-    # Only the temporary file of the killed save is left beside it.
+    # Only the temporary file of the killed save is left beside it, named
+    # with its host and process id; the next save removes it (its writer
+    # is dead), and a file of another name is never touched.
     leftovers = sorted(set(os.listdir(tmp_path)) - {FILES[kind]})
-    assert len(leftovers) == 1 and leftovers[0].startswith(".run-"), leftovers
+    assert len(leftovers) == 1 and leftovers[0].startswith(".run.keras_adamwr-"), leftovers
+    (tmp_path / ".run-user.tmp.keras").write_bytes(b"not ours")
+    keras_adamwr.atomic_save(_trained(), path)
+    assert sorted(os.listdir(tmp_path)) == sorted([FILES[kind], ".run-user.tmp.keras"])
 
 
 def test_keras_save_killed_mid_save_leaves_an_unloadable_file(tmp_path):
