@@ -12,6 +12,7 @@ from keras_adamwr.callbacks import hyperparameters
 from keras_adamwr._checks import check_choice
 from keras_adamwr._checks import check_number
 from keras_adamwr.callbacks._anytime_files import RecordFiles
+from keras_adamwr.callbacks._anytime_lock import FolderLock
 from keras_adamwr.callbacks._anytime_files import remove_temporary_files
 from keras_adamwr.callbacks._anytime_plot import plot_anytime
 from keras_adamwr.callbacks._anytime_run import RunLedger
@@ -159,6 +160,8 @@ class AnytimeRecorder(keras.callbacks.Callback):
         self._ledger = RunLedger([("log_dir", self.log_dir),
                                   ("snapshot_dir", self.snapshot_dir)])
         self._resumed, self._last_step, self._hooked = False, 0, False
+        self._lock = FolderLock([("log_dir", self.log_dir),
+                                 ("snapshot_dir", self.snapshot_dir)])
 
     # Training hooks.
 
@@ -180,6 +183,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
                 "the schedule at micro-batches, not weight updates; use a "
                 "keras_adamwr optimizer. Received: gradient_accumulation_steps="
                 f"{self._accumulation} with optimizer {optimizer.name!r}")
+        self._lock.acquire()  # one fit per folder (see _anytime_lock.py)
         self._resumed = False
         self._hooked = hyperparameters.install(self.model)
 
@@ -260,6 +264,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
         if self._resumed:
             self._ledger.checkpoint(self._step(), self.model)
         self._close_writer()
+        self._lock.release()
 
     def _close_writer(self):
         if self._writer is not None:
