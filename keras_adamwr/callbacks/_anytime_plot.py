@@ -32,12 +32,15 @@ def plot_anytime(records, schedule, last_step, path, metric=None):
     axes.plot(x, y, "o-", color="C0")
     axes.set_xlabel("epoch" if in_epochs else "step (weight updates)")
     axes.set_ylabel(f"validation error (1 - {metric})" if error else metric)
-    if schedule is not None:
+    if schedule is not None and max(last_step, records[-1]["step"]) > 0:
+        # The rates of the updates made, 0 .. last - 1, held to the last
+        # step: `schedule(last)` would be the next update's (after a cycle
+        # end, the peak of a restart that never ran).
         last = max(last_step, records[-1]["step"])
-        grid = np.unique(np.linspace(0, last, min(last + 1, 2000)).astype("int64"))
-        rates = ops.convert_to_numpy(schedule(grid))
+        grid = np.unique(np.linspace(0, last - 1, min(last, 2000)).astype("int64"))
+        rates = np.broadcast_to(ops.convert_to_numpy(schedule(grid)), grid.shape)
         twin = axes.twinx()
-        twin.plot(grid * scale, np.broadcast_to(rates, grid.shape),
+        twin.plot(np.append(grid, last) * scale, np.append(rates, rates[-1]),
                   color="C1", alpha=0.6, linewidth=1)
         twin.set_ylabel("learning rate", color="C1")
         axes.set_zorder(twin.get_zorder() + 1)  # the curve above the rate
