@@ -6,7 +6,7 @@ decay, and cosine annealing over the whole budget (adam_l2, keras_adamw,
 adamw, sgdw) or with warm restarts (adamwr, sgdwr). The data must already be
 prepared: pass --data-dir or set TFDS_DATA_DIR; nothing is downloaded.
 
-    python examples/cifar10.py --quick                   # ~10 s smoke run
+    python examples/cifar10.py --quick                   # smoke run, < 30 s
     python examples/cifar10.py --optimizer sgdwr --epochs 7
     python examples/cifar10.py --arch shake_shake --train-examples 50000 \\
         --epochs 31 --jit                                # the paper's model
@@ -149,7 +149,7 @@ def parse_args(argv=None):
         "examples and all 10,000 test examples, width 16, restarts after "
         "epochs 1 and 3; about a minute on a 2-core CPU. --quick: 2 epochs "
         "on 1,024 / 512 examples, width 8, a restart after each epoch "
-        "(T_mult 1); about 10 seconds. Flags given explicitly win over both.")
+        "(T_mult 1); under half a minute. Flags given explicitly win over both.")
     add = parser.add_argument
     add("--optimizer", choices=OPTIMIZERS, default="adamwr",
         help="default: %(default)s")

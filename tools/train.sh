@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Trains a ResNet on CIFAR-10 (TFDS) with AdamWR: the main job.
-# Data: $TFDS_DATA_DIR, else ../shared/data/tfds when present, else TFDS'
-# default (which downloads where a network is available).
+# Data: $TFDS_DATA_DIR, else ../shared/data/tfds when present; with neither,
+# examples/cifar10.py stops with a message (it never downloads).
+# TensorFlow's early C++ log lines that TF_CPP_MIN_LOG_LEVEL asks to hide,
+# and a cuInit failure on a machine without a GPU, are dropped from stderr
+# (tools/_tf_log.sh); everything else passes.
 source "$(dirname "$0")/_venv.sh" examples
+source "$ROOT/tools/_tf_log.sh"
 if [ -z "${TFDS_DATA_DIR:-}" ] && [ -d "$ROOT/../shared/data/tfds" ]; then
   export TFDS_DATA_DIR="$ROOT/../shared/data/tfds"
 fi
-exec python examples/cifar10.py "$@"
+# stdout stays the terminal (fd 3); only stderr goes through the filter;
+# with pipefail the status is cifar10.py's (the filter always returns 0).
+status=0
+{ python examples/cifar10.py "$@" 2>&1 >&3 3>&- | tf_log_filter >&2 3>&-; } 3>&1 || status=$?
+exit "$status"
