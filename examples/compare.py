@@ -8,7 +8,7 @@ optimizers, the per-epoch error for the others; restarts marked). Each
 run's own outputs land in `<output-dir>/<optimizer>/`. Flags this script
 does not know (`--lr`, `--arch`, `--t-mul`, `--jit`, ...) go to every run.
 
-    python examples/compare.py --quick                   # ~1 min smoke run
+    python examples/compare.py --quick                   # smoke run, 6 x cifar10.py --quick
     python examples/compare.py --epochs 7 --train-examples 10000 \\
         --output-dir runs/compare                        # restarts at 1, 3, 7
     python examples/compare.py --optimizers adamw keras_adamw --lr 3e-3
@@ -23,9 +23,8 @@ import datetime  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
+# Keras and TensorFlow load only when a comparison runs: `--help` and a bad
+# flag answer at once, without TensorFlow's start-up logs.
 try:  # run as a script: examples/ is on sys.path
     import _common
     import cifar10
@@ -98,6 +97,9 @@ def settings(metrics):
 
 def write_table(path, results, command):
     """Write comparison.md: the budget, then one row per optimizer."""
+    import keras
+    import tensorflow as tf
+
     first = results[0]
     lines = [
         "# Optimizer comparison on CIFAR-10", "",
@@ -167,6 +169,8 @@ def plot_curves(path, results):
 def main(argv=None):
     """Run every optimizer; write comparison.md and anytime.png; return rows."""
     args, shared = parse_args(argv)
+    import keras
+
     _common.check_new_folder("--output-dir", args.output_dir)
     results = []
     for number, name in enumerate(args.optimizers, 1):

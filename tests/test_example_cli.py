@@ -8,14 +8,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("tensorflow", "tensorflow_datasets", "keras", "jax", "torch")
 
 
-def _modules_loaded_by(argv):
-    """Run examples/cifar10.py with `argv` in a fresh interpreter; return the
+def _modules_loaded_by(argv, script="cifar10.py"):
+    """Run examples/`script` with `argv` in a fresh interpreter; return the
     heavy modules it imported, and its output."""
     probe = (
         "import runpy, sys\n"
-        f"sys.argv = ['cifar10.py'] + {argv!r}\n"
+        f"sys.argv = [{script!r}] + {argv!r}\n"
+        "sys.path.insert(0, 'examples')\n"
         "try:\n"
-        "    runpy.run_path('examples/cifar10.py', run_name='__main__')\n"
+        f"    runpy.run_path('examples/{script}', run_name='__main__')\n"
         "except SystemExit:\n"
         "    pass\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
@@ -29,6 +30,13 @@ def test_help_does_not_import_tensorflow():
     assert loaded == "[]", output
     assert "--optimizer {adam_l2,adamw,adamwr,sgdw,sgdwr,keras_adamw}" in output
     assert "--arch {preact_resnet,shake_shake}" in output
+
+
+def test_compare_help_does_not_import_tensorflow():
+    # Was 18 s, TensorFlow's logs first (issue 18, item 13).
+    loaded, output = _modules_loaded_by(["--help"], "compare.py")
+    assert loaded == "[]", output
+    assert "--optimizers" in output and "cuInit" not in output
 
 
 def test_bad_argument_is_reported_without_importing_tensorflow():
