@@ -13,7 +13,6 @@ import pytest
 import keras_adamwr
 from keras_adamwr import saving
 
-pytestmark = pytest.mark.filterwarnings("ignore::keras_adamwr.DecayConventionWarning")
 
 
 def _model(optimizer, seed=0):
