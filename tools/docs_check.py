@@ -8,7 +8,8 @@ tools/docs_probe.js added to a copy of it. The probe reports what a reader
 would see go wrong: content wider than the text column that does not scroll
 (a cut table), a table without material's scroll wrapper, an empty header bar,
 an image that did not load, math that KaTeX did not render, API signatures
-that need horizontal scrolling on a desktop. Then a full-page screenshot of each page goes
+that need horizontal scrolling on a desktop, tables that do (their right
+columns hidden until one scrolls). Then a full-page screenshot of each page goes
 to OUT_DIR/<width>/<page>.png, for a person to look at. Exits 1 if any page
 has a defect, listing them; 0 otherwise. Needs only the standard library and
 Chromium (Debian: apt-get install chromium).

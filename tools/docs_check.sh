@@ -2,8 +2,8 @@
 # Builds the docs site (strict) and checks every page in headless Chromium at a
 # desktop and a phone width: fails on content cut at the right edge, tables
 # without a scroll wrapper, empty header bars, images or files that did not
-# load, math KaTeX did not render, API signatures that
-# need scrolling on a desktop. Writes
+# load, math KaTeX did not render, API signatures or tables that
+# need horizontal scrolling on a desktop (1280 px). Writes
 # full-page screenshots to build/docs_check/{desktop,phone}/ - look at them
 # when reviewing a docs change. Needs Chromium (Debian: apt-get install chromium).
 # Usage: bash tools/docs_check.sh [OUT_DIR]

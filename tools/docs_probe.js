@@ -97,6 +97,20 @@
       }
     });
 
+    // Tables: on a desktop the whole table fits the text column (a table
+    // that scrolls there hides its right columns until one scrolls); on a
+    // phone wide tables scroll inside their wrapper.
+    content.querySelectorAll(desktop ? ".md-typeset__scrollwrap" : "none").forEach(function (wrap) {
+      var scroller = wrap.querySelector(".md-typeset__table") || wrap;
+      [wrap, scroller].forEach(function (element) {
+        if (element.scrollWidth > element.clientWidth + 2 && scrollsHorizontally(element)) {
+          defects.push("table needs horizontal scrolling on a desktop (" +
+                       (element.scrollWidth - element.clientWidth) + " px hidden): " +
+                       describe(element.querySelector("table") || element));
+        }
+      });
+    });
+
     var report = document.createElement("pre");
     report.id = "docs-check";
     report.style.display = "none";
