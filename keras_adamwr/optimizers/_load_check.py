@@ -11,7 +11,8 @@ inside a `LossScaleOptimizer`), the optimizer's part of a `.weights.h5` or
 of untagged state, the variable count of a built optimizer), and a
 refusal raises `ValueError` before any variable changes. Everything else
 (other models, `skip_mismatch=True`, `objects_to_skip`, legacy `.h5`) goes
-to Keras unchanged; what the check cannot read is left to Keras' own load.
+to Keras unchanged, as does a subclass that overrides `load_own_variables`;
+what the check cannot read is left to Keras' own load.
 
 Depends on the layout of Keras' H5 store (group `optimizer/vars`, keys
 "0", "1", ..., attribute `name`), pinned by tests/test_saving_edges.py
@@ -52,7 +53,9 @@ def _ours(model):
     while isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         optimizer = optimizer.inner_optimizer
         path.append("inner_optimizer")
-    if isinstance(optimizer, DecoupledWeightDecay):
+    # A user's subclass that overrides `load_own_variables` decides itself.
+    own = getattr(type(optimizer).load_own_variables, "__module__", "") or ""
+    if isinstance(optimizer, DecoupledWeightDecay) and own.startswith("keras_adamwr."):
         return optimizer, "/".join(path + ["vars"])
     return None, None
 
