@@ -14,7 +14,6 @@ import keras_adamwr
 from keras_adamwr import saving
 
 
-
 def _model(optimizer, seed=0):
     model = keras.Sequential([
         keras.Input((4,)),
@@ -81,7 +80,7 @@ def test_export_of_a_subclassed_model_needs_and_takes_a_signature(tmp_path):
         model, tmp_path / "a", input_signature=tf.TensorSpec((None, 4), "float32"))
     served = tf.saved_model.load(str(tmp_path / "a")).signatures["serving_default"](
         tf.ones((2, 4)))
-    np.testing.assert_allclose(list(served.values())[0], model(np.ones((2, 4))))
+    np.testing.assert_allclose(next(iter(served.values())), model(np.ones((2, 4))))
 
 
 @pytest.mark.parametrize("file", ["w.weights.h5", "m.keras"])
