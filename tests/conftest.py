@@ -21,6 +21,12 @@ A test of code written for Keras on JAX only (examples/reproduce_gpu.py,
 the protocol for GPU machines without TensorFlow) goes in JAX_ONLY: it runs
 in the JAX cell and is skipped elsewhere.
 
+A module whose tests do not depend on the backend or the Keras version (the
+study scripts' statistics, docs claims, file locks, command-line tools) goes
+in ONE_CELL: the other cells of `tools/test.sh --matrix` (which set
+KERAS_ADAMWR_CELL) skip it, so CI runs it once; `tools/test.sh` alone and a
+plain `pytest tests` run it.
+
 A module that needs TensorFlow to import at all goes in TENSORFLOW_MODULES:
 it is not collected on the other backends, where TensorFlow may not be
 installed. A module that uses `tf` in some of its tests only imports it
@@ -76,6 +82,16 @@ TENSORFLOW_ONLY = [
 ]
 
 # Test ids that run on the JAX backend only (code written for Keras on JAX).
+ONE_CELL = [
+    "tests/test_reproduce.py::*",
+    "tests/test_docs_claims.py::*",
+    "tests/test_anytime_lock.py::*",
+    "tests/test_tools_logs.py::*",
+    "tests/test_example_cli.py::*",
+    "tests/test_example_folders.py::*",
+]
+CELL = os.environ.get("KERAS_ADAMWR_CELL", "tensorflow")
+
 JAX_ONLY = [
     "tests/test_reproduce_gpu.py::test_quick_*",
     "tests/test_reproduce_gpu.py::test_crop_flip_*",
@@ -168,6 +184,7 @@ def _pattern(test_id):
 _TENSORFLOW_ONLY = [_pattern(test_id) for test_id in TENSORFLOW_ONLY]
 _FLOAT64 = [_pattern(test_id) for test_id in FLOAT64]
 _JAX_ONLY = [_pattern(test_id) for test_id in JAX_ONLY]
+_ONE_CELL = [_pattern(test_id) for test_id in ONE_CELL]
 
 
 def pytest_configure(config):
@@ -202,6 +219,12 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason=f"Keras on JAX only (backend: {BACKEND})")
         for item in items:
             if any(pattern.match(item.nodeid) for pattern in _JAX_ONLY):
+                item.add_marker(skip)
+    if CELL != "tensorflow":
+        skip = pytest.mark.skip(
+            reason=f"backend-independent: runs in the tensorflow cell (cell: {CELL})")
+        for item in items:
+            if any(pattern.match(item.nodeid) for pattern in _ONE_CELL):
                 item.add_marker(skip)
     for test_id, reason in BACKEND_LIMITS.get(BACKEND, {}).items():
         pattern = _pattern(test_id)

@@ -38,6 +38,7 @@ CELLS=("$@")
 SUMMARY=() STATUS=0 START=$SECONDS
 for name in "${CELLS[@]}"; do
   echo "=== matrix cell: $name"
+  export KERAS_ADAMWR_CELL="$name"
   began=$SECONDS
   ( cell "$name" )
   code=$?
