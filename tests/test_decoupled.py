@@ -1,0 +1,186 @@
+"""`keras_adamwr.decoupled(K)`: K's own update plus the paper's decay.
+
+One table of base optimizers drives the invariant tests (optax's
+alias_test style). The reference of each step is the base optimizer itself
+(`K(weight_decay=None)`, run on a copy of the variables reset to the
+reference weights `theta_{t-1}` before every step) for the base update, plus
+the NumPy decay `eta_t * lambda_t * theta_{t-1}` of tests/reference.py
+(schedule and per-restart normalized decay): so the test checks that the
+base update sees `theta_{t-1}` (not decayed weights), that Keras' own decay
+is off, and the decay itself, over steps that cross a restart.
+"""
+
+import inspect
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_adamwr
+from keras_adamwr import decoupled
+from tests.reference import normalized_lambdas
+from tests.reference import schedule_reference
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = 5
+CYCLE = 2  # cycles of 2 and 4 updates: a restart before update 2 (0-based)
+LAMBDA_NORM = 0.3  # lambda_t = 0.21, then 0.15: large, so that errors show
+
+
+@keras.saving.register_keras_serializable(package="keras_adamwr_tests")
+class ScaledMomentum(keras.optimizers.Optimizer):
+    """A user's optimizer whose step depends on the weights:
+    `v = momentum * v + g; theta -= lr * v * (1 + |theta|)`."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.5, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.momentum = momentum
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self.velocities = [self.add_variable_from_reference(v, "velocity") for v in var_list]
+
+    def update_step(self, gradient, variable, learning_rate):
+        velocity = self.velocities[self._get_variable_index(variable)]
+        rate = ops.cast(learning_rate, variable.dtype)
+        self.assign(velocity, self.momentum * velocity + gradient)
+        self.assign_sub(variable, rate * velocity * (1 + ops.abs(variable)))
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum}
+
+
+# (base class name, its keyword arguments, learning rate, XLA on TensorFlow)
+TABLE = [
+    ("Adam", {}, 0.05, True),
+    ("SGD", dict(momentum=0.9), 0.1, False),
+    ("Lion", {}, 0.01, False),
+    ("Nadam", {}, 0.05, False),
+    ("RMSprop", {}, 0.01, False),
+    ("Adamax", {}, 0.05, False),
+    ("Adafactor", {}, 0.1, False),
+    ("Adagrad", {}, 0.1, False),
+    ("Adadelta", {}, 1.0, False),
+    ("Ftrl", {}, 0.1, False),
+    ("Lamb", {}, 0.01, True),
+    ("Muon", {}, 0.01, False),
+    ("ScaledMomentum", {}, 0.05, False),
+]
+NAMES = [row[0] for row in TABLE]
+
+
+def _base(name):
+    if name == "ScaledMomentum":
+        return ScaledMomentum
+    if not hasattr(keras.optimizers, name):
+        pytest.skip(f"keras {keras.__version__} has no {name}")
+    return getattr(keras.optimizers, name)
+
+
+def _row(name):
+    return next(row for row in TABLE if row[0] == name)
+
+
+def _without_keras_decay(base):
+    """Keyword arguments that switch off `base`'s own weight decay(s)."""
+    parameters = inspect.signature(base.__init__).parameters
+    return {key: None for key in parameters if key.endswith("weight_decay")}
+
+
+def _problem(steps=STEPS, seed=0):
+    rng = np.random.default_rng(seed)
+    theta = [rng.normal(size=(3, 4)).astype("float32"), rng.normal(size=4).astype("float32")]
+    grads = [[rng.normal(size=t.shape).astype("float32") for t in theta] for _ in range(steps)]
+    return theta, grads
+
+
+def _variables(theta):
+    return [keras.Variable(theta[0], name="kernel"), keras.Variable(theta[1], name="bias")]
+
+
+def _tensors(grads):
+    return [ops.convert_to_tensor(g) for g in grads]
+
+
+def _optimizer(name, **overrides):
+    _, kwargs, rate, xla = _row(name)
+    arguments = dict(
+        learning_rate=keras_adamwr.CosineWarmRestarts(rate, CYCLE),
+        normalized_weight_decay=LAMBDA_NORM, exclude_from_weight_decay=["bias"],
+        jit_compile=xla, **kwargs)
+    arguments.update(overrides)
+    return decoupled(_base(name))(**arguments)
+
+
+def _run(optimizer, theta, grads):
+    variables = _variables(theta)
+    history = []
+    for step_grads in grads:
+        optimizer.apply(_tensors(step_grads), variables)
+        history.append([ops.convert_to_numpy(v).copy() for v in variables])
+    return history
+
+
+def _reference(name, theta, grads, decays, decayed=(True, False), learning_rate=None):
+    """Base update of `K(weight_decay=None)` from theta_{t-1}, minus
+    `decays[t] * theta_{t-1}` on the decayed variables."""
+    base = _base(name)
+    _, kwargs, rate, _ = _row(name)
+    if learning_rate is None:
+        learning_rate = keras_adamwr.CosineWarmRestarts(rate, CYCLE)
+    optimizer = base(learning_rate=learning_rate, **_without_keras_decay(base), **kwargs)
+    copies = _variables(theta)
+    thetas = [t.astype("float64") for t in theta]
+    history = []
+    for decay, step_grads in zip(decays, grads):
+        for copy, value in zip(copies, thetas):
+            copy.assign(value.astype("float32"))
+        optimizer.apply(_tensors(step_grads), copies)
+        thetas = [ops.convert_to_numpy(copy).astype("float64") - (decay * value if d else 0)
+                  for copy, value, d in zip(copies, thetas, decayed)]
+        history.append(thetas)
+    return history
+
+
+def _paper_decays(steps=STEPS):
+    etas, _, lengths = schedule_reference(steps, CYCLE)
+    return [eta * lam for eta, lam in zip(etas, normalized_lambdas(LAMBDA_NORM, lengths))]
+
+
+def _assert_close(actual, expected, rtol=2e-5):
+    for step, (got, want) in enumerate(zip(actual, expected)):
+        for a, e in zip(got, want):
+            error = np.max(np.abs(a - e)) / np.max(np.abs(e))
+            assert error <= rtol, f"update {step}: relative error {error:.3g}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_steps_are_the_base_update_plus_the_decay_across_a_restart(name):
+    theta, grads = _problem()
+    decays = _paper_decays()
+    assert schedule_reference(STEPS, CYCLE)[1] == [0, 0, 1, 1, 1]
+    optimizer = _optimizer(name)
+    actual = _run(optimizer, theta, grads)
+    _assert_close(actual, _reference(name, theta, grads, decays))
+    # The excluded bias is the base update alone; the decay is not nothing.
+    no_decay = _reference(name, theta, grads, [0.0] * STEPS)
+    assert np.max(np.abs(actual[-1][0] - no_decay[-1][0])) > 1e-3
+    assert type(optimizer).__name__ == f"Decoupled{name}"
+    assert isinstance(optimizer, _base(name))
+
+
+def test_learning_rate_convention_and_a_float_rate():
+    # decay_scaling="learning_rate": c_t = lr_t * lambda (Keras/PyTorch).
+    theta, grads = _problem()
+    rate = 0.05
+    optimizer = decoupled(keras.optimizers.Nadam)(
+        rate, weight_decay=2.0, decay_scaling="learning_rate", jit_compile=False)
+    expected = _reference("Nadam", theta, grads, [rate * 2.0] * STEPS, (True, True),
+                          learning_rate=rate)
+    _assert_close(_run(optimizer, theta, grads), expected)
