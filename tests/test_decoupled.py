@@ -10,6 +10,7 @@ base update sees `theta_{t-1}` (not decayed weights), that Keras' own decay
 is off, and the decay itself, over steps that cross a restart.
 """
 
+import copy
 import inspect
 import os
 import subprocess
@@ -55,6 +56,10 @@ class ScaledMomentum(keras.optimizers.Optimizer):
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum}
 
+
+# The documented pattern: decouple a user's class in the module that defines
+# it, so that importing the module registers both before `load_model`.
+ScaledMomentumW = decoupled(ScaledMomentum)
 
 # (base class name, its keyword arguments, learning rate, XLA on TensorFlow)
 TABLE = [
@@ -184,3 +189,144 @@ def test_learning_rate_convention_and_a_float_rate():
     expected = _reference("Nadam", theta, grads, [rate * 2.0] * STEPS, (True, True),
                           learning_rate=rate)
     _assert_close(_run(optimizer, theta, grads), expected)
+
+
+def test_adam_is_keras_adam_plus_decay_and_adamw_with_epsilon_hat():
+    """decoupled(keras.optimizers.Adam) is Keras' Adam plus the decay (the
+    table test); this package's AdamW puts epsilon where the paper does,
+    outside sqrt(v_hat), and Keras' Adam inside the bias correction: the two
+    agree exactly with epsilon = 0, and at update t when AdamW's epsilon is
+    Keras' divided by sqrt(1 - beta_2**t) (here t = 1)."""
+    theta, grads = _problem()
+    rate, decay = 0.05, 1e-3
+    adam_w = decoupled(keras.optimizers.Adam)
+    _assert_close(_run(adam_w(rate, weight_decay=decay, epsilon=0.0, jit_compile=False),
+                       theta, grads),
+                  _run(keras_adamwr.AdamW(rate, weight_decay=decay, epsilon=0.0,
+                                          jit_compile=False), theta, grads), rtol=1e-6)
+    theta, grads = _problem(steps=1)
+    grads = [[g * 1e-6 for g in grads[0]]]  # near epsilon: where placement matters
+    keras_like = _run(adam_w(rate, weight_decay=decay, epsilon=1e-7, jit_compile=False),
+                      theta, grads)
+    paper = keras_adamwr.AdamW(rate, weight_decay=decay, epsilon=1e-7 / np.sqrt(1 - 0.999),
+                               jit_compile=False)
+    _assert_close(keras_like, _run(paper, theta, grads), rtol=1e-6)
+    same_epsilon = _run(keras_adamwr.AdamW(rate, weight_decay=decay, epsilon=1e-7,
+                                           jit_compile=False), theta, grads)
+    with pytest.raises(AssertionError):
+        _assert_close(keras_like, same_epsilon, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_round_trip(name):
+    optimizer = _optimizer(name, exclude_from_weight_decay=["bias", "gamma"],
+                           decay_scaling="learning_rate", base_learning_rate=0.5)
+    config = optimizer.get_config()
+    assert config["exclude_from_weight_decay"] == ["bias", "gamma"]
+    assert config["normalized_weight_decay"] == LAMBDA_NORM
+    restored = type(optimizer).from_config(copy.deepcopy(config))
+    assert restored.get_config() == {**config, "name": restored.name}
+    serialized = keras.optimizers.serialize(optimizer)
+    assert serialized["registered_name"] == (
+        f"keras_adamwr>Decoupled<{keras.saving.get_registered_name(_base(name))}>")
+    again = keras.optimizers.deserialize(serialized)
+    assert type(again) is type(optimizer) is decoupled(_base(name))
+    assert again.get_config() == config
+
+
+def test_registered_names_are_found_after_import():
+    assert keras.saving.get_registered_object("keras_adamwr>Decoupled<Lion>") is (
+        decoupled(keras.optimizers.Lion))
+    assert keras.saving.get_registered_name(ScaledMomentumW) == (
+        "keras_adamwr>Decoupled<keras_adamwr_tests>ScaledMomentum>")
+    assert decoupled(ScaledMomentum) is ScaledMomentumW
+
+
+@pytest.mark.parametrize("argument,error,message", [
+    (keras.optimizers.AdamW, ValueError, "cannot be AdamW: .*decoupled.keras.optimizers.Adam"),
+    (keras.optimizers.LossScaleOptimizer, ValueError, "wrap the decoupled one"),
+    (keras_adamwr.AdamW, ValueError, "has decoupled weight decay already"),
+    (keras_adamwr.SGDW, ValueError, "has decoupled weight decay already"),
+    ("Lion", TypeError, "must be a subclass of keras.optimizers.Optimizer"),
+    (keras.optimizers.Lion(), TypeError, "must be a subclass"),
+])
+def test_refused_classes_say_why(argument, error, message):
+    with pytest.raises(error, match=message):
+        decoupled(argument)
+
+
+def test_unregistered_user_class_is_refused_naming_what_to_register():
+    class Plain(ScaledMomentum):
+        pass
+
+    with pytest.raises(ValueError, match=r"test_decoupled\..*Plain\) must be registered .*"
+                       r"register_keras_serializable"):
+        decoupled(Plain)
+
+
+def test_muon_adam_weight_decay_is_refused_not_ignored():
+    muon = _base("Muon")
+    if "adam_weight_decay" not in inspect.signature(muon.__init__).parameters:
+        pytest.skip("this Muon has no adam_weight_decay")
+    with pytest.raises(ValueError, match="`adam_weight_decay` of Muon is Keras' own decay"):
+        decoupled(muon)(weight_decay=1e-4, adam_weight_decay=0.004)
+    assert decoupled(muon)(weight_decay=1e-4).get_config()["adam_weight_decay"] is None
+
+
+def test_argument_checks_are_adamw_s():
+    lion_w = decoupled(keras.optimizers.Lion)
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        lion_w(weight_decay=1e-4, normalized_weight_decay=0.05, total_steps=10)
+    with pytest.raises(ValueError, match="`total_steps` must be an integer"):
+        lion_w(normalized_weight_decay=0.05)
+    with pytest.raises(ValueError, match="`decay_scaling` must be one of"):
+        lion_w(decay_scaling="lr")
+    with pytest.raises(ValueError, match="`weight_decay` must be >= 0"):
+        lion_w(weight_decay=-1.0)
+    with pytest.raises(ValueError, match="`base_learning_rate` must be a float"):
+        lion_w(keras.optimizers.schedules.CosineDecay(1e-3, 10).__call__)
+    with pytest.warns(keras_adamwr.DecayConventionWarning):
+        lion_w(1e-4, weight_decay=0.1)
+
+
+SAVED_AT = 2  # saved after 2 updates, resumed for 3 more (across the restart)
+
+
+def saving_grads(model):
+    rng = np.random.default_rng(1)
+    return [[ops.convert_to_tensor(rng.normal(size=v.shape).astype("float32"))
+             for v in model.trainable_variables] for _ in range(STEPS)]
+
+
+def _saved_run(name, folder):
+    """Saves FOLDER/NAME.keras after SAVED_AT updates; returns the variables
+    (model, then optimizer) after all STEPS updates in this process."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(optimizer=_optimizer(name), loss="mse")
+    for step, grads in enumerate(saving_grads(model)):
+        if step == SAVED_AT:
+            model.save(folder / f"{name}.keras")
+        model.optimizer.apply(grads, model.trainable_variables)
+    return [ops.convert_to_numpy(v) for v in model.variables + model.optimizer.variables]
+
+
+def test_model_save_and_load_in_a_new_process_resumes_bit_identically(tmp_path):
+    names = [name for name in NAMES if name == "ScaledMomentum" or hasattr(keras.optimizers, name)]
+    expected = {name: _saved_run(name, tmp_path) for name in names}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests._decoupled_worker", str(tmp_path), *names],
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "KERAS_BACKEND": keras.backend.backend(),
+             "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in names:
+        resumed = np.load(tmp_path / f"{name}.resumed.npz")
+        assert str(resumed["class_name"]) == f"Decoupled{name}"
+        arrays = [resumed[f"arr_{index}"] for index in range(len(expected[name]))]
+        for got, want in zip(arrays, expected[name]):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+    # The user's class, loaded before the module that registers it: Keras
+    # names the missing registered name.
+    message = (tmp_path / "unregistered.txt").read_text()
+    assert "keras_adamwr>Decoupled<keras_adamwr_tests>ScaledMomentum>" in message, message
