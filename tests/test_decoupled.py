@@ -330,3 +330,90 @@ def test_model_save_and_load_in_a_new_process_resumes_bit_identically(tmp_path):
     # names the missing registered name.
     message = (tmp_path / "unregistered.txt").read_text()
     assert "keras_adamwr>Decoupled<keras_adamwr_tests>ScaledMomentum>" in message, message
+
+
+def _compiled_model(optimizer):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(optimizer=optimizer, loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+@pytest.mark.parametrize("saved_with", ["keras", "other_decoupled"])
+def test_another_optimizer_s_state_is_refused(tmp_path, saved_with):
+    # keras.optimizers.Lion and decoupled(SGD)(momentum=0.9) have the layout
+    # of decoupled(Lion): one slot per variable.
+    lion_w = decoupled(keras.optimizers.Lion)
+    other = (keras.optimizers.Lion() if saved_with == "keras"
+             else decoupled(keras.optimizers.SGD)(momentum=0.9, weight_decay=1e-4))
+    path = str(tmp_path / "other.weights.h5")
+    _compiled_model(other).save_weights(path)
+    model = _compiled_model(lion_w(weight_decay=1e-4))
+    before = [ops.convert_to_numpy(v) for v in model.optimizer.variables]
+    with pytest.raises(ValueError, match="cannot load"):
+        model.load_weights(path)
+    for variable, value in zip(model.optimizer.variables, before):
+        np.testing.assert_array_equal(ops.convert_to_numpy(variable), value)
+
+
+@pytest.mark.tensorflow_only
+def test_tf_checkpoint_of_another_optimizer_is_refused(tmp_path):
+    import tensorflow as tf
+
+    lion_w = decoupled(keras.optimizers.Lion)
+    for other, match in [(keras.optimizers.Lion(), "carries no keras_adamwr format tag"),
+                         (decoupled(keras.optimizers.SGD)(momentum=0.9), "its format is")]:
+        path = tf.train.Checkpoint(optimizer=_compiled_model(other).optimizer).save(
+            str(tmp_path / type(other).__name__))
+        model = _compiled_model(lion_w(weight_decay=1e-4))
+        with pytest.raises(ValueError, match=match):
+            tf.train.Checkpoint(optimizer=model.optimizer).restore(path)
+    saved = _compiled_model(lion_w(weight_decay=1e-4))
+    saved.optimizer.iterations.assign(7)
+    path = tf.train.Checkpoint(optimizer=saved.optimizer).save(str(tmp_path / "own"))
+    model = _compiled_model(lion_w(weight_decay=1e-4))
+    tf.train.Checkpoint(optimizer=model.optimizer).restore(path).assert_consumed()
+    assert int(model.optimizer.iterations) == 7
+
+
+def _fit(optimizer, callbacks, epochs=3):
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    return model.fit(x, y, batch_size=16, epochs=epochs, shuffle=False, verbose=0,
+                     callbacks=callbacks)
+
+
+def test_anytime_recorder_works_unchanged():
+    # 6 updates per epoch; cycles of 4, 8 updates end at 4 and 12.
+    optimizer = decoupled(keras.optimizers.Lion)(
+        keras_adamwr.CosineWarmRestarts(1e-3, 4), normalized_weight_decay=0.05)
+    rng = np.random.default_rng(1)
+    validation = (rng.normal(size=(32, 4)).astype("float32"), np.zeros(32, "int32"))
+    recorder = keras_adamwr.AnytimeRecorder(validation, verbose=0)
+    _fit(optimizer, [recorder])
+    rows = recorder.records
+    assert [row["step"] for row in rows] == [4, 12]
+    for row in rows:
+        last = row["step"] - 1
+        assert row["weight_decay_effective"] == pytest.approx(
+            float(optimizer.decay_coefficient(step=last)), rel=1e-6)
+        assert row["weight_decay_effective"] > 0
+
+
+def test_hyperparameter_logger_works_unchanged():
+    from keras_adamwr.callbacks.hyperparameters import KEYS
+
+    optimizer = decoupled(keras.optimizers.RMSprop)(
+        keras_adamwr.CosineWarmRestarts(1e-3, 4), normalized_weight_decay=0.05)
+    history = _fit(optimizer, [keras_adamwr.HyperparameterLogger()])
+    schedule = optimizer.schedule
+    for epoch, step in enumerate([6, 12, 18]):
+        lengths = schedule.cycle_length(schedule.cycle_index(step))
+        assert history.history["eta"][epoch] == schedule.multiplier(step)
+        assert history.history["weight_decay_effective"][epoch] == pytest.approx(
+            schedule.multiplier(step) * 0.05 / np.sqrt(lengths), rel=1e-6)
+    assert set(KEYS) <= set(history.history)
