@@ -78,6 +78,7 @@ TABLE = [
     ("ScaledMomentum", {}, 0.05, False),
 ]
 NAMES = [row[0] for row in TABLE]
+KERAS_VERSION = tuple(int(part) for part in keras.__version__.split(".")[:2])
 
 
 def _base(name):
@@ -313,6 +314,8 @@ def _saved_run(name, folder):
 
 def test_model_save_and_load_in_a_new_process_resumes_bit_identically(tmp_path):
     names = [name for name in NAMES if name == "ScaledMomentum" or hasattr(keras.optimizers, name)]
+    if keras.backend.backend() == "tensorflow" and KERAS_VERSION < (3, 15):
+        names.remove("Muon")  # Keras' own Muon fails there, see tests/conftest.py
     expected = {name: _saved_run(name, tmp_path) for name in names}
     result = subprocess.run(
         [sys.executable, "-m", "tests._decoupled_worker", str(tmp_path), *names],
