@@ -93,10 +93,12 @@ def _row(name):
     return next(row for row in TABLE if row[0] == name)
 
 
-def _without_keras_decay(base):
-    """Keyword arguments that switch off `base`'s own weight decay(s)."""
+def _keras_decay(base, value):
+    """Keyword arguments that set `base`'s own weight decay(s) (Keras'
+    `weight_decay`, Muon's `adam_weight_decay` too) to `value`."""
     parameters = inspect.signature(base.__init__).parameters
-    return {key: None for key in parameters if key.endswith("weight_decay")}
+    return {"weight_decay": value,
+            **{key: value for key in parameters if key.endswith("_weight_decay")}}
 
 
 def _problem(steps=STEPS, seed=0):
@@ -140,7 +142,7 @@ def _reference(name, theta, grads, decays, decayed=(True, False), learning_rate=
     _, kwargs, rate, _ = _row(name)
     if learning_rate is None:
         learning_rate = keras_adamwr.CosineWarmRestarts(rate, CYCLE)
-    optimizer = base(learning_rate=learning_rate, **_without_keras_decay(base), **kwargs)
+    optimizer = base(learning_rate=learning_rate, **_keras_decay(base, None), **kwargs)
     copies = _variables(theta)
     thetas = [t.astype("float64") for t in theta]
     history = []
@@ -179,6 +181,32 @@ def test_steps_are_the_base_update_plus_the_decay_across_a_restart(name):
     assert np.max(np.abs(actual[-1][0] - no_decay[-1][0])) > 1e-3
     assert type(optimizer).__name__ == f"Decoupled{name}"
     assert isinstance(optimizer, _base(name))
+
+
+# Base updates that read the weights: Adafactor scales its step by their
+# RMS, Ftrl's linear term and Lamb's trust ratio use them, and so does the
+# user's class here. Keras decays first, so these see the decayed weights.
+READS_WEIGHTS = {"Adafactor", "Ftrl", "Lamb", "ScaledMomentum"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_keras_own_weight_decay_is_the_learning_rate_convention_where_the_update_ignores_theta(
+        name):
+    """docs/decoupled.md's table: `K(lr, weight_decay=w)` shrinks by `lr_t *
+    w` before its update; that is `decoupled(K)(lr, weight_decay=w,
+    decay_scaling="learning_rate")` unless K's update reads the weights."""
+    base = _base(name)
+    _, kwargs, rate, _ = _row(name)
+    decay = 0.05 / rate  # lr_t * w = 0.05 per update
+    theta, grads = _problem()
+    own = _run(base(rate, **_keras_decay(base, decay), **kwargs), theta, grads)
+    ours = _run(decoupled(base)(rate, weight_decay=decay, decay_scaling="learning_rate",
+                                jit_compile=False, **kwargs), theta, grads)
+    if name in READS_WEIGHTS:
+        with pytest.raises(AssertionError):
+            _assert_close(ours, own, rtol=1e-4)
+    else:
+        _assert_close(ours, own)
 
 
 def test_learning_rate_convention_and_a_float_rate():
@@ -254,6 +282,27 @@ def test_registered_names_are_found_after_import():
 def test_refused_classes_say_why(argument, error, message):
     with pytest.raises(error, match=message):
         decoupled(argument)
+
+
+@pytest.mark.parametrize("name,message", [
+    ("MultiOptimizer", "decouple those"),
+    ("ScheduleFreeAdamW", "average of its slot variables"),
+])
+def test_refused_keras_classes_where_installed(name, message):
+    if not hasattr(keras.optimizers, name):
+        pytest.skip(f"keras {keras.__version__} has no {name}")
+    with pytest.raises(ValueError, match=f"cannot be {name}: .*{message}"):
+        decoupled(getattr(keras.optimizers, name))
+
+
+def test_class_that_skips_update_step_is_refused():
+    @keras.saving.register_keras_serializable(package="keras_adamwr_tests")
+    class Fused(ScaledMomentum):
+        def _backend_update_step(self, grads, trainable_variables, learning_rate):
+            pass
+
+    with pytest.raises(ValueError, match="overrides `_backend_update_step` .in Fused."):
+        decoupled(Fused)
 
 
 def test_unregistered_user_class_is_refused_naming_what_to_register():
