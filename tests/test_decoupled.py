@@ -469,3 +469,15 @@ def test_hyperparameter_logger_works_unchanged():
         assert history.history["weight_decay_effective"][epoch] == pytest.approx(
             schedule.multiplier(step) * 0.05 / np.sqrt(lengths), rel=1e-6)
     assert set(KEYS) <= set(history.history)
+
+
+def test_float16_variables_get_the_decay():
+    # The decay is computed in float32 and subtracted before one rounding.
+    theta = np.linspace(-2, 2, 8).astype("float16")
+    gradient = np.linspace(1, -1, 8).astype("float16")
+    variable = keras.Variable(theta, dtype="float16")
+    optimizer = decoupled(keras.optimizers.SGD)(0.25, weight_decay=3e-4, jit_compile=False)
+    optimizer.apply([ops.convert_to_tensor(gradient)], [variable])
+    after_base = (theta - np.float16(0.25) * gradient).astype("float16")  # Keras' SGD in float16
+    expected = (after_base.astype("float32") - np.float32(3e-4) * theta.astype("float32"))
+    np.testing.assert_array_equal(ops.convert_to_numpy(variable), expected.astype("float16"))
