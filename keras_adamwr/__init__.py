@@ -11,6 +11,7 @@ from keras_adamwr.optimizers import DecayConventionWarning
 from keras_adamwr.optimizers import normalized_weight_decay
 from keras_adamwr.optimizers import AdamW
 from keras_adamwr.optimizers import AdamWR
+from keras_adamwr.optimizers import decoupled
 from keras_adamwr.callbacks import AnytimeRecorder
 from keras_adamwr.callbacks import HyperparameterLogger
 from keras_adamwr.saving import atomic_save
@@ -35,6 +36,7 @@ __all__ = [
     "SGDW",
     "SGDWR",
     "DecayConventionWarning",
+    "decoupled",
     "normalized_weight_decay",
     "snapshot_ensemble_predict",
     "atomic_save",

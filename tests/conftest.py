@@ -147,6 +147,12 @@ KERAS_VERSION_LIMITS = [
      "Keras 3.10 numbers batches differently with steps_per_execution > 1: "
      "AnytimeRecorder's evaluated_epoch is off (TODO: fix in callbacks/anytime.py)"),
 ] + [
+    ((3, 15), f"tests/test_decoupled.py::{test}[Muon]",
+     "Keras 3.10's own Muon fails on TensorFlow (its update_step reads variable.path of "
+     "a tf.Variable); 3.15 works (versions between not checked)")
+    for test in ("test_steps_are_the_base_update_plus_the_decay_across_a_restart",
+                 "test_keras_own_weight_decay_is_the_learning_rate_convention_where_the_update_ignores_theta")  # noqa: E501
+] + [
     ((3, 15), test_id, "the 0.2.0 fixture .keras files were written by Keras 3.15, "
      "whose layer configs (quantization_config) older Keras cannot read")
     for test_id in ("tests/test_persistence.py::test_v020_keras_file_loads_and_resumes",

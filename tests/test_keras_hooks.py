@@ -84,3 +84,22 @@ def test_h5_store_keeps_the_optimizer_name_beside_its_variables(tmp_path):
     probe.optimizer.build(probe.trainable_variables)
     probe.load_weights(tmp_path / "w.weights.h5")
     assert seen == ["some_sgd"]
+
+
+def test_decoupled_update_step_runs_once_per_variable_for_keras_optimizers():
+    # `decoupled(K)` adds its decay in `update_step`: Keras must call it for
+    # every variable of a step (its `_backend_update_step` loop), also on
+    # torch, where Keras swaps exact classes such as `Adam` for fused
+    # versions that never call `update_step`, but not subclasses.
+    calls = []
+    for base in (keras.optimizers.Adam, keras.optimizers.Lion, keras.optimizers.SGD):
+        cls = keras_adamwr.decoupled(base)
+        optimizer = cls(0.1, weight_decay=1e-4, jit_compile=False)
+        assert type(optimizer) is cls
+        update_step = optimizer.update_step
+        optimizer.update_step = lambda g, v, lr, update_step=update_step: (
+            calls.append(v.name.split(":")[0]), update_step(g, v, lr))
+        variables = [keras.Variable(np.ones(2), name="a"), keras.Variable(np.ones(3), name="b")]
+        for _ in range(2):
+            optimizer.apply([keras.ops.ones(2), keras.ops.ones(3)], variables)
+    assert calls == ["a", "b"] * 6

@@ -410,6 +410,76 @@ def test_tf_addons_sgdw(nesterov):
     _assert_same_weights(_run(ours, theta, grads), expected, 1e-12)
 
 
+def _run_base_with_decay_first(base_class, base_kwargs, theta, grads, decays):
+    """TF Addons' `DecoupledWeightDecayExtension` rule, transcribed: each
+    step `var -= wd_t * var` (its `_decay_weights_op`), then the base
+    optimizer's own update of the decayed variable (here Keras 3's, run on
+    it). A subclass: Keras on torch replaces its own classes, not
+    subclasses, by fused versions whose rounding differs (by ~1e-8 in
+    float64)."""
+    base = type(base_class.__name__, (base_class,), {})(**base_kwargs)
+    variable = keras.Variable(theta, dtype="float64")
+    history = []
+    for gradient, decay in zip(grads, decays):
+        value = keras.ops.convert_to_numpy(variable)  # in NumPy: float64 decay on torch too
+        variable.assign(value - decay * value)
+        base.apply([keras.ops.convert_to_tensor(gradient)], [variable])
+        history.append(keras.ops.convert_to_numpy(variable))
+    return np.array(history)
+
+
+def _run_tensors(optimizer, theta, grads):
+    return _run(optimizer, theta, [keras.ops.convert_to_tensor(g) for g in grads])
+
+
+def test_tf_addons_extend_with_decoupled_weight_decay():
+    """`extend_with_decoupled_weight_decay(tf.keras.optimizers.Nadam)(
+    weight_decay=wd_0 * s, learning_rate=lr_0 * s)` (a NadamW with one
+    schedule s on both) is `decoupled(keras.optimizers.Nadam)(lr_0 * s,
+    weight_decay=wd_0)`: TF Addons' `weight_decay` is the per-update shrink
+    itself, the paper's `eta_t * lambda` with `lambda = wd_0`."""
+    lr_0, wd_0, boundaries, factors = 2.0**-6, 1e-3, [60, 120], [1.0, 2.0**-3, 2.0**-6]
+    theta, grads = _problem()
+    factor = [factors[np.searchsorted(boundaries, step, side="left")] for step in range(STEPS)]
+    rates = keras.optimizers.schedules.PiecewiseConstantDecay(
+        boundaries, [lr_0 * f for f in factors])
+    expected = _run_base_with_decay_first(keras.optimizers.Nadam, dict(learning_rate=rates),
+                                          theta, grads, [wd_0 * f for f in factor])
+    ours = keras_adamwr.decoupled(keras.optimizers.Nadam)(rates, weight_decay=wd_0)
+    _assert_same_weights(_run_tensors(ours, theta, grads), expected, 1e-12)
+
+
+def test_tf_addons_decoupled_weight_decay_extension():
+    """`class RMSpropW(DecoupledWeightDecayExtension, tf.keras.optimizers.RMSprop)`
+    then `RMSpropW(weight_decay=wd, learning_rate=lr)` is
+    `decoupled(keras.optimizers.RMSprop)(lr, weight_decay=wd)`."""
+    lr, wd = 2.0**-8, 1e-3
+    theta, grads = _problem()
+    expected = _run_base_with_decay_first(keras.optimizers.RMSprop,
+                                          dict(learning_rate=lr, momentum=0.5),
+                                          theta, grads, [wd] * STEPS)
+    ours = keras_adamwr.decoupled(keras.optimizers.RMSprop)(lr, weight_decay=wd,
+                                                             momentum=0.5)
+    _assert_same_weights(_run_tensors(ours, theta, grads), expected, 1e-12)
+
+
+def test_keras_lion_weight_decay():
+    """`keras.optimizers.Lion(a, weight_decay=w)` shrinks by `lr_t * w`
+    before its update: `decoupled(Lion)(a, weight_decay=a * w)` (paper
+    convention) or `weight_decay=w, decay_scaling="learning_rate"`."""
+    lr, wd = 2.0**-8, 0.25
+    theta, grads = _problem()
+    expected = _run_tensors(keras.optimizers.Lion(lr, weight_decay=wd), theta, grads)
+    lion_w = keras_adamwr.decoupled(keras.optimizers.Lion)
+    for ours in [lion_w(lr, weight_decay=lr * wd),
+                 lion_w(lr, weight_decay=wd, decay_scaling="learning_rate")]:
+        _assert_same_weights(_run_tensors(ours, theta, grads), expected, 1e-12)
+    # Keras' value unchanged in the paper convention: warned, 1/lr times the decay.
+    with pytest.warns(keras_adamwr.DecayConventionWarning):
+        unconverted = lion_w(lr, weight_decay=wd)
+    assert np.max(np.abs(_run_tensors(unconverted, theta, grads) - expected)) > 0.1
+
+
 # ---------------------------------------------------------------- keras-adamw
 
 
