@@ -144,3 +144,48 @@ def check_keras_arguments(kwargs):
             f"Received: name={name!r} (of type {type(name).__name__})"
         )
     return checked
+
+
+# PyTorch / timm argument names and what corresponds here (docs/migration.md).
+_CYCLE_STEPS = "`first_cycle_epochs` (with `steps_per_epoch`) or `first_cycle_steps`"
+_FOREIGN_NAMES = {
+    "lr": "`learning_rate`",
+    "betas": "`beta_1` and `beta_2` (betas=(b1, b2) -> beta_1=b1, beta_2=b2)",
+    "eps": "`epsilon`",
+    "T_0": _CYCLE_STEPS,
+    "t_initial": _CYCLE_STEPS,
+    "T_mult": "`t_mul`",
+    "cycle_mul": "`t_mul`",
+    "cycle_decay": "`m_mul`",
+    "eta_min": "`min_lr_ratio` (min_lr_ratio = eta_min / learning_rate)",
+    "lr_min": "`min_lr_ratio` (min_lr_ratio = lr_min / learning_rate)",
+    "warmup_t": "`warmup_epochs` (with `steps_per_epoch`) or `warmup_steps`",
+    "warmup_lr_init": "`warmup_start_ratio` (warmup_start_ratio = warmup_lr_init / learning_rate)",
+}
+_RESTART_NAMES = ("T_0", "t_initial", "T_mult", "cycle_mul", "cycle_decay", "eta_min",
+                  "lr_min", "warmup_t", "warmup_lr_init")
+
+
+def check_foreign_arguments(owner, kwargs, restarts, adam=True):
+    """Refuses PyTorch/timm argument names with the name that corresponds.
+
+    `owner` is the class name, `restarts` whether it takes the restart
+    arguments, `adam` whether it has Adam's `betas`/`eps`. Raises
+    `TypeError` (as Python does for an unknown keyword), with a hint.
+    """
+    for name, value in kwargs.items():
+        hint = _FOREIGN_NAMES.get(name)
+        if hint is None:
+            continue
+        if name == "lr" and owner == "CosineWarmRestarts":
+            hint = "`initial_learning_rate`"
+        if name in _RESTART_NAMES and not restarts:
+            hint = (f"{hint} of keras_adamwr.{owner}R (or of a "
+                    "keras_adamwr.CosineWarmRestarts passed as `learning_rate`)")
+        elif name in ("betas", "eps") and not adam:
+            hint = f"{hint} of keras_adamwr.AdamW ({owner} has none)"
+        raise TypeError(
+            f"{owner}() got an unexpected keyword argument {name!r}, a PyTorch/"
+            f"timm name: the corresponding argument of keras_adamwr is {hint}. "
+            f"See docs/migration.md. Received: {name}={value!r}"
+        )

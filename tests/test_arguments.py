@@ -88,12 +88,12 @@ INVALID = [
     (AdamW, dict(gradient_accumulation_steps=float("inf")), "gradient_accumulation_steps", ">= 2"),
     (SGDW, dict(gradient_accumulation_steps=2.5), "gradient_accumulation_steps", ">= 2"),
     # A decay factor c_t > 1 flips the weights' sign.
-    (AdamW, dict(weight_decay=1.5), "weight_decay", "c_t <= 1"),
+    (AdamW, dict(weight_decay=1.5), "weight_decay", "c_t < 1"),
     (SGDW, dict(learning_rate=2.0, weight_decay=0.6, decay_scaling="learning_rate"),
-     "weight_decay", "c_t <= 1"),
-    (AdamW, dict(normalized_weight_decay=5.0, total_steps=16), "normalized_weight_decay", "c_t <= 1"),
+     "weight_decay", "c_t < 1"),
+    (AdamW, dict(normalized_weight_decay=5.0, total_steps=16), "normalized_weight_decay", "c_t < 1"),
     (AdamWR, dict(first_cycle_steps=4, normalized_weight_decay=3.0), "normalized_weight_decay",
-     "c_t <= 1"),
+     "c_t < 1"),
     (SGDW, dict(momentum=1.0), "momentum", "in [0, 1)"),
     (SGDW, dict(learning_rate=0.0), "learning_rate", "> 0"),
     (SGDW, dict(weight_decay=-1.0), "weight_decay", ">= 0"),
@@ -200,15 +200,15 @@ def test_keras_keywords_still_reach_keras():
     assert optimizer.gradient_accumulation_steps == 2
 
 
-def test_decay_factor_of_exactly_one_is_allowed_and_larger_ones_are_capped():
-    # c_t = 1 sets the weights to 0 (no sign flip): accepted. Larger factors
-    # that appear only at run time (a scaled schedule) are capped at 1.
-    SGDW(1e-12, weight_decay=1.0, momentum=0.0)
-    optimizer = AdamWR(1.0, first_cycle_steps=4, weight_decay=0.8)
+def test_decay_factor_of_one_is_refused_and_unforeseeable_larger_ones_are_capped():
+    # c_t = 1 sets the weights to 0: refused since issue 18 (it was accepted).
+    # Factors that only a callable's value at run time shows are capped at 1.
+    with pytest.raises(ValueError, match="c_t < 1"):
+        SGDW(1e-12, weight_decay=1.0, momentum=0.0)
+    optimizer = AdamW(lambda: 2.0, base_learning_rate=1.0, weight_decay=0.8)
     variable = keras.Variable(np.ones(2))
     optimizer.build([variable])
-    optimizer.learning_rate = 2.0  # eta_t = 2, c_t = 1.6 uncapped
-    assert float(optimizer.decay_coefficient()) == 1.0
+    assert float(optimizer.decay_coefficient()) == 1.0  # eta_t = 2, c_t = 1.6 uncapped
     optimizer.apply([np.zeros(2)], [variable])
     np.testing.assert_array_equal(variable.numpy(), 0.0)
 
@@ -282,3 +282,94 @@ def test_decay_warning_can_be_silenced():
         warnings.filterwarnings("ignore", category=keras_adamwr.DecayConventionWarning)
         AdamW(1e-3, weight_decay=0.004)
     assert not [w for w in caught if issubclass(w.category, keras_adamwr.DecayConventionWarning)]
+
+
+@pytest.mark.parametrize("constructor", [AdamW, AdamWR, SGDW])
+def test_decay_convention_warning_points_at_the_users_line(constructor):
+    # Issue 18, item 13: AdamWR's warning named the package's own line.
+    import warnings
+
+    kwargs = dict(weight_decay=0.05)
+    if constructor is AdamWR:
+        kwargs["first_cycle_steps"] = 100
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        constructor(1e-3, **kwargs)  # the line the warning must name
+    caught = [w for w in caught if issubclass(w.category, keras_adamwr.DecayConventionWarning)]
+    assert len(caught) == 1
+    assert caught[0].filename == __file__, caught[0].filename
+
+
+# Issue 18, item 3: a decay factor that reaches 1 (weights zeroed) is refused.
+
+@pytest.mark.parametrize("kwargs", [
+    dict(learning_rate=1e-3, base_learning_rate=1e-6, weight_decay=1e-3),  # the issue's case
+    dict(learning_rate=keras.optimizers.schedules.CosineDecay(1e-2, 100),
+         base_learning_rate=1e-4, weight_decay=0.01),  # the schedule's peak counts
+    dict(learning_rate=1.0, weight_decay=1.0),  # c_t = 1 exactly
+    dict(learning_rate=0.5, weight_decay=2.0, decay_scaling="learning_rate"),
+])
+def test_decay_factor_of_one_or_more_at_any_step_is_refused(kwargs):
+    with pytest.raises(ValueError, match="c_t < 1") as error:
+        AdamW(**kwargs)
+    message = str(error.value)
+    assert "`weight_decay`" in message and "Received: weight_decay=" in message
+    assert "learning_rate=" in message
+
+
+def test_issue_case_would_zero_the_weights():
+    # What the refusal prevents: c_t = (1e-3 / 1e-6) * 1e-3 = 1.
+    variable = keras.Variable(np.array([1.0, -2.0, 3.0], "float32"))
+    with pytest.raises(ValueError, match="base_learning_rate=1e-06"):
+        AdamW(1e-3, base_learning_rate=1e-6, weight_decay=1e-3).apply(
+            [np.zeros(3, "float32")], [variable])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), [1.0, -2.0, 3.0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: AdamW(1e-3, weight_decay=1e-4),  # eta = x / 1e-3
+    lambda: AdamWR(1e-3, first_cycle_steps=4, weight_decay=1e-4),  # scale of the schedule
+], ids=["float", "schedule"])
+def test_setting_a_rate_whose_decay_factor_reaches_one_is_refused(make):
+    optimizer = make()
+    optimizer.build([keras.Variable(np.ones(3, "float32"))])
+    optimizer.learning_rate = 0.5  # c_t = 0.5e3 * 1e-4 = 0.05: fine
+    with pytest.raises(ValueError, match="Argument `learning_rate` cannot be set"):
+        optimizer.learning_rate = 20.0  # c_t = 2e4 * 1e-4 = 2
+    np.testing.assert_allclose(float(optimizer.learning_rate), 0.5, rtol=1e-6)
+
+
+# Issue 18, item 12: PyTorch and timm names get the corresponding argument.
+
+@pytest.mark.parametrize("constructor,kwargs,foreign,ours", [
+    (AdamWR, dict(learning_rate=1e-3, T_0=10), "T_0", "first_cycle_steps"),
+    (AdamWR, dict(T_mult=2, first_cycle_steps=4), "T_mult", "t_mul"),
+    (SGDWR, dict(eta_min=1e-5, first_cycle_steps=4), "eta_min", "min_lr_ratio"),
+    (AdamW, dict(lr=1e-3), "lr", "learning_rate"),
+    (AdamW, dict(betas=(0.9, 0.99)), "betas", "beta_2"),
+    (AdamWR, dict(eps=1e-6, first_cycle_steps=4), "eps", "epsilon"),
+    (SGDW, dict(eps=1e-6), "eps", "AdamW"),
+    (AdamW, dict(T_0=10), "T_0", "AdamWR"),
+    (SGDW, dict(t_initial=10), "t_initial", "SGDWR"),
+    (SGDWR, dict(cycle_mul=2, first_cycle_steps=4), "cycle_mul", "t_mul"),
+    (AdamWR, dict(warmup_t=3, first_cycle_steps=4), "warmup_t", "warmup_epochs"),
+    (AdamWR, dict(warmup_lr_init=1e-5, first_cycle_steps=4), "warmup_lr_init",
+     "warmup_start_ratio"),
+    (SGDWR, dict(lr_min=1e-5, first_cycle_steps=4), "lr_min", "min_lr_ratio"),
+    (CosineWarmRestarts, dict(initial_learning_rate=1e-3, T_0=10), "T_0", "first_cycle_steps"),
+    (CosineWarmRestarts, dict(initial_learning_rate=1e-3, t_initial=10, lr_min=0.0),
+     "t_initial", "first_cycle_epochs"),
+    (CosineWarmRestarts, dict(initial_learning_rate=1e-3, first_cycle_steps=3, eta_min=0.0),
+     "eta_min", "min_lr_ratio"),
+])
+def test_pytorch_and_timm_names_say_what_corresponds(constructor, kwargs, foreign, ours):
+    with pytest.raises(TypeError) as error:
+        constructor(**kwargs)
+    message = str(error.value)
+    assert f"'{foreign}'" in message and f"`{ours}`" in message or ours in message
+    assert "docs/migration.md" in message and f"{foreign}=" in message
+
+
+def test_unknown_schedule_argument_is_still_a_type_error():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'cycles'"):
+        CosineWarmRestarts(1e-3, 10, cycles=3)

@@ -14,6 +14,8 @@ saved state that names its format.
 `schedule`, `name` and `_scratch`.
 """
 
+import sys
+
 import keras
 import numpy as np
 from keras import ops
@@ -39,6 +41,41 @@ def _saved_optimizer_name(store):
     if isinstance(name, bytes):
         name = name.decode("utf-8", "replace")
     return name if isinstance(name, str) else None
+
+
+def _refuse_learning_rate_scheduler(optimizer, learning_rate):
+    """Raises `TypeError` when `keras.callbacks.LearningRateScheduler` sets
+    the rate of a schedule-built optimizer.
+
+    Its function returns the absolute rate of an epoch; this optimizer's
+    rate is a schedule, which a set rate only scales from this step on
+    (for `ReduceLROnPlateau`, whose new rate is a factor of the current
+    one). Keras refuses both; we keep the scaling and refuse the absolute
+    rate, which would otherwise silently rescale the cosine. Recognised by
+    the caller: a `LearningRateScheduler` method a few frames up.
+    """
+    frame = sys._getframe(2)
+    for _ in range(6):
+        if frame is None:
+            return
+        caller = frame.f_locals.get("self")
+        if isinstance(caller, keras.callbacks.LearningRateScheduler):
+            raise TypeError(
+                f"keras.callbacks.LearningRateScheduler cannot set the learning "
+                f"rate of {type(optimizer).__name__} {optimizer.name!r}: its "
+                "learning rate is a schedule "
+                f"({type(optimizer.schedule).__name__}), and a set rate would "
+                "only scale that schedule (the rate returned for an epoch "
+                "would not be the rate of the epoch). Use either the schedule "
+                "(e.g. AdamWR or learning_rate=CosineWarmRestarts(...)) or the "
+                "callback with a float learning rate (keras_adamwr.AdamW("
+                "learning_rate=<float>), the decay follows it with "
+                "decay_scaling='schedule'); to scale the schedule, use "
+                "keras.callbacks.ReduceLROnPlateau or set "
+                "`optimizer.learning_rate` yourself (docs/algorithms.md). "
+                f"Received: learning_rate={learning_rate!r}"
+            )
+        frame = frame.f_back
 
 
 class OptimizerState:
@@ -81,6 +118,8 @@ class OptimizerState:
             or isinstance(learning_rate, _Schedule)
             or callable(learning_rate)
         ):
+            if schedule is None and not callable(learning_rate):
+                self._check_scaled_decay(learning_rate, self._learning_rate_argument())
             if self._learning_rate_scale is not None:
                 self._learning_rate_scale.assign(1.0)
             self._scratch.pending_scale = 1.0
@@ -89,8 +128,10 @@ class OptimizerState:
         if ops.is_tensor(learning_rate) or isinstance(learning_rate, np.ndarray):
             learning_rate = float(ops.convert_to_numpy(learning_rate))
         learning_rate = check_number("learning_rate", learning_rate, 0)
+        _refuse_learning_rate_scheduler(self, learning_rate)
         unscaled = float(ops.convert_to_numpy(schedule(self.iterations)))
         if unscaled > 0:
+            self._check_scaled_decay(learning_rate, unscaled)
             self._set_learning_rate_scale(learning_rate / unscaled)
         elif learning_rate != 0:
             raise ValueError(
@@ -99,6 +140,25 @@ class OptimizerState:
                 "start of a warm-up), so no scale of the schedule gives "
                 f"learning_rate={learning_rate!r}. Received: "
                 f"learning_rate={learning_rate!r}"
+            )
+
+    def _check_scaled_decay(self, learning_rate, current):
+        """Refuses a rate whose decay factor would reach 1 at some step:
+        `learning_rate` replaces the rate `current` (unscaled schedule
+        value, or the float rate) now, and so scales the peak."""
+        if ops.is_tensor(learning_rate) or isinstance(learning_rate, np.ndarray):
+            learning_rate = float(ops.convert_to_numpy(learning_rate))
+        if not isinstance(learning_rate, (int, float)) or not current:
+            return
+        scale = learning_rate / current
+        peak = self._peak_decay_factor(scale)
+        if peak is not None and peak[3] >= 1:
+            name, value, _, factor = peak
+            message = self._decay_factor_message(name, value, factor, scale)
+            raise ValueError(
+                f"Argument `learning_rate` cannot be set to {learning_rate!r}: "
+                f"the decay factor would reach c_t = {factor:.4g} >= 1. "
+                f"({message}) Received: learning_rate={learning_rate!r}"
             )
 
     def _set_learning_rate_scale(self, scale):

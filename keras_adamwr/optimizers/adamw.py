@@ -113,6 +113,7 @@ class AdamW(DecoupledWeightDecay):
     # Layout tag of the saved state, and the 0.2.0 default names whose
     # untagged state is accepted (see `_check_untagged_state`).
     _STATE_FAMILY = "AdamW"
+    _HAS_EPSILON = True
     _UNTAGGED_NAMES = ("adamw", "adamwr")
 
     def __init__(
@@ -316,7 +317,7 @@ class AdamWR(AdamW):
                  first_cycle_epochs=first_cycle_epochs,
                  warmup_epochs=warmup_epochs, cycle_limit=cycle_limit,
                  warmup_start_ratio=warmup_start_ratio),
-            weight_decay, normalized_weight_decay, kwargs,
+            weight_decay, normalized_weight_decay, kwargs, self,
         )
         super().__init__(
             learning_rate=schedule,

@@ -8,7 +8,9 @@ the settable learning rate of schedule-built optimizers: `_state.py`.
 """
 
 import math
+import os
 import re
+import sys
 import warnings
 
 import keras
@@ -20,6 +22,7 @@ from keras_adamwr.optimizers._compiled import dense_gradients
 from keras_adamwr.optimizers._compiled import use_compiled_update
 from keras_adamwr._checks import check_bool
 from keras_adamwr._checks import check_choice
+from keras_adamwr._checks import check_foreign_arguments
 from keras_adamwr._checks import check_keras_arguments
 from keras_adamwr._checks import check_number
 from keras_adamwr.optimizers._state import OptimizerState
@@ -50,6 +53,18 @@ class DecayConventionWarning(UserWarning):
     `decay_scaling="learning_rate"` never warn. Silence it with
     `warnings.filterwarnings("ignore", category=keras_adamwr.DecayConventionWarning)`.
     """
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def user_stacklevel():
+    """The `stacklevel` of `warnings.warn` that names the first caller
+    outside this package (the user's line, not AdamWR's or from_config's)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def normalized_weight_decay(lambda_norm, batch_size, num_examples, epochs):
@@ -87,14 +102,17 @@ def peak_learning_rate(learning_rate):
 
 
 def restart_arguments(learning_rate, schedule_arguments, weight_decay,
-                      normalized_weight_decay, kwargs):
+                      normalized_weight_decay, kwargs, owner):
     """`(schedule, normalized_weight_decay)` for AdamWR and SGDWR.
 
     `schedule_arguments` holds the `CosineWarmRestarts` keyword
-    arguments. Normalized decay at 0.025 is the default unless
+    arguments, `owner` the optimizer being made (for PyTorch/timm name
+    hints). Normalized decay at 0.025 is the default unless
     a raw decay is given. `alpha` is refused: the paper's alpha is the
     base rate, Keras' the floor.
     """
+    check_foreign_arguments(type(owner).__name__, kwargs, restarts=True,
+                            adam=owner._HAS_EPSILON)
     if "alpha" in kwargs:
         raise ValueError(
             "Argument `alpha` is ambiguous here: the paper's alpha is the "
@@ -173,6 +191,9 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
     `c_t = lr_t * lambda_t` (Keras/PyTorch). See `AdamW` for the arguments.
     """
 
+    # Whether the subclass has Adam's `epsilon`/betas (for PyTorch name hints).
+    _HAS_EPSILON = False
+
     def __init__(
         self,
         learning_rate,
@@ -188,6 +209,9 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
     ):
         if not isinstance(learning_rate, _Schedule) and not callable(learning_rate):
             learning_rate = check_number("learning_rate", learning_rate, 0, None, False)
+        owner = type(self).__name__
+        # AdamWR/SGDWR checked their restart arguments before this point.
+        check_foreign_arguments(owner, kwargs, restarts=False, adam=self._HAS_EPSILON)
         kwargs = check_keras_arguments(kwargs)
         super().__init__(learning_rate=learning_rate, weight_decay=None, **kwargs)
         self.decay_scaling = check_choice("decay_scaling", decay_scaling, DECAY_SCALINGS)
@@ -238,18 +262,26 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
         self._learning_rate_scale = None  # a variable once built, see `learning_rate`
         self._check_decay_factor()
 
-    def _peak_eta(self):
-        """`eta_t` at the top of the (first) cycle: 1, or the peak rate."""
-        if self.decay_scaling == "schedule":
-            return 1.0
-        return self.base_learning_rate
+    def _peak_eta(self, scale=1.0):
+        """The largest `eta_t` (paper) or `lr_t` (Keras convention) of the
+        learning rate, times `scale` (see `learning_rate`), or None if
+        unknown (a callable under the Keras convention)."""
+        peak = peak_learning_rate(self._learning_rate_argument())
+        if self.decay_scaling == "learning_rate":
+            peak = self.base_learning_rate if peak is None else peak
+            return None if peak is None else peak * scale
+        if isinstance(self._learning_rate, CosineWarmRestarts) or peak is None:
+            # eta_t is the schedule's multiplier, at most 1; for an unknown
+            # peak, `base_learning_rate` is taken to be it.
+            return scale
+        return peak / self.base_learning_rate * scale
 
-    def _check_decay_factor(self):
-        """Refuses a decay factor `c_t > 1` (weights would flip sign) where
-        it is known at construction; warns on a Keras/PyTorch-like value."""
-        peak_eta = self._peak_eta()
+    def _peak_decay_factor(self, scale=1.0):
+        """`(argument name, value, raw lambda, largest c_t)`, or None if
+        unknown."""
+        peak_eta = self._peak_eta(scale)
         if peak_eta is None:
-            return
+            return None
         if self.normalized_weight_decay is not None:
             name, value = "normalized_weight_decay", self.normalized_weight_decay
             if self.total_steps is not None:
@@ -260,14 +292,18 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
         else:
             name, value = "weight_decay", self.weight_decay
             raw = value
-        factor = raw * peak_eta
-        if factor > 1:
-            raise ValueError(
-                f"Argument `{name}` must give a decay factor c_t <= 1 per update "
-                f"(theta <- theta - c_t * theta; above 1 the weights flip sign). "
-                f"Received: {name}={value!r}, which gives c_t = {factor:.4g} at "
-                f"the peak of the schedule (decay_scaling={self.decay_scaling!r})."
-            )
+        return name, value, raw, raw * peak_eta
+
+    def _check_decay_factor(self):
+        """Refuses a decay factor `c_t >= 1` at any step (the weights would
+        be zeroed or flip sign) where it is known at construction; warns on
+        a Keras/PyTorch-like value."""
+        peak = self._peak_decay_factor()
+        if peak is None:
+            return
+        name, value, raw, factor = peak
+        if factor >= 1:
+            raise ValueError(self._decay_factor_message(name, value, factor))
         if name == "weight_decay" and self.decay_scaling == "schedule" and raw > PLAUSIBLE_DECAY:
             alpha = self.base_learning_rate
             warnings.warn(
@@ -285,8 +321,28 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
                 "to silence this warning: warnings.filterwarnings('ignore', "
                 "category=keras_adamwr.DecayConventionWarning).",
                 DecayConventionWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
+
+    def _decay_factor_message(self, name, value, factor, scale=None):
+        rate = self._learning_rate_argument()
+        rate = f"{rate:.6g}" if isinstance(rate, float) else type(rate).__name__
+        if self.decay_scaling == "schedule":
+            where = (f"learning_rate={rate}, base_learning_rate="
+                     f"{self.base_learning_rate!r}, decay_scaling='schedule': "
+                     "eta_t = learning rate / base_learning_rate")
+        else:
+            where = f"learning_rate={rate}, decay_scaling='learning_rate': c_t = lr_t * lambda_t"
+        if scale is not None:
+            where += f"; the schedule scaled by {scale:.4g} (learning_rate set)"
+        return (
+            f"Argument `{name}` must give a decay factor c_t < 1 per update "
+            "(theta <- theta - c_t * theta; at 1 the weights are zeroed, above "
+            f"1 they flip sign). Received: {name}={value!r}, which gives c_t = "
+            f"{factor:.4g} at the peak of the learning rate ({where}). Lower "
+            f"`{name}`, or the learning rate, or set `base_learning_rate` to "
+            "the peak rate."
+        )
 
     def _check_total_steps(self, total_steps):
         restarts = isinstance(self._learning_rate, CosineWarmRestarts)

@@ -200,7 +200,7 @@ class SGDWR(SGDW):
                  first_cycle_epochs=first_cycle_epochs,
                  warmup_epochs=warmup_epochs, cycle_limit=cycle_limit,
                  warmup_start_ratio=warmup_start_ratio),
-            weight_decay, normalized_weight_decay, kwargs,
+            weight_decay, normalized_weight_decay, kwargs, self,
         )
         super().__init__(
             learning_rate=schedule,

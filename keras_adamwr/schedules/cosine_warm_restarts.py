@@ -9,6 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_adamwr._checks import check_foreign_arguments
 from keras_adamwr._checks import check_number
 from keras_adamwr.schedules._cycle_table import MAX_STEP
 from keras_adamwr.schedules._cycle_table import cycle_starts
@@ -223,7 +224,13 @@ class CosineWarmRestarts(keras.optimizers.schedules.LearningRateSchedule):
         *,
         alpha=None,
         first_decay_steps=None,
+        **kwargs,
     ):
+        check_foreign_arguments("CosineWarmRestarts", kwargs, restarts=True, adam=False)
+        if kwargs:
+            raise TypeError(
+                "CosineWarmRestarts() got an unexpected keyword argument "
+                f"{next(iter(kwargs))!r}. Received: {kwargs!r}")
         super().__init__()
         self.initial_learning_rate = check_number(
             "initial_learning_rate", initial_learning_rate, 0, None, False
