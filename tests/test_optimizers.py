@@ -227,6 +227,61 @@ def test_excluded_variables_are_not_decayed():
         True, False, False]
 
 
+def _named_layers_model():
+    # Layers whose names contain "beta" and "bias" (issue 18, item 1).
+    return keras.Sequential([
+        keras.Input((3,)),
+        keras.layers.Dense(4, name="beta_vae_encoder"),
+        keras.layers.Dense(2, name="debias_head"),
+        keras.layers.LayerNormalization(name="norm"),
+    ])
+
+
+def _decayed_paths(optimizer, model):
+    optimizer.build(model.trainable_variables)
+    return sorted(v.path.split("/", 1)[1] for v in model.trainable_variables
+                  if optimizer.uses_weight_decay(v))
+
+
+def test_documented_exclusions_match_variable_names_not_layer_names():
+    # ["bias", "gamma", "beta"] (README, docstring) matched variable.path up
+    # to 0.4.0: the kernels of `beta_vae_encoder` and `debias_head` were not
+    # decayed. Keras matches variable.name; patterns with "/" match the path.
+    model = _named_layers_model()
+    optimizer = keras_adamwr.AdamW(1e-3, exclude_from_weight_decay=["bias", "gamma", "beta"])
+    assert _decayed_paths(optimizer, model) == [
+        "beta_vae_encoder/kernel", "debias_head/kernel"]
+    optimizer = keras_adamwr.SGDW(0.1, exclude_from_weight_decay=["debias_head/", "^gamma$"])
+    assert _decayed_paths(optimizer, model) == [
+        "beta_vae_encoder/bias", "beta_vae_encoder/kernel", "norm/beta"]
+
+
+def test_exclusions_of_a_config_without_version_keep_their_path_meaning():
+    # A 0.4.0 config (no config_version) meant re.search on variable.path:
+    # loaded, it keeps that meaning, warns where the new rule would differ,
+    # and saves config_version 1 so that it keeps it.
+    import warnings
+
+    model = _named_layers_model()
+    config = keras_adamwr.AdamW(1e-3, exclude_from_weight_decay=["bias", "beta"]).get_config()
+    assert config.pop("config_version") == 2
+    old = keras_adamwr.AdamW.from_config(config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _decayed_paths(old, model) == ["norm/gamma"]  # the rest matched the path
+    messages = [str(w.message) for w in caught if "config_version 1" in str(w.message)]
+    assert len(messages) == 1 and "beta_vae_encoder/kernel" in messages[0]
+    assert old.get_config()["config_version"] == 1
+    again = keras_adamwr.AdamW.from_config(old.get_config())
+    assert _decayed_paths(again, _named_layers_model()) == ["norm/gamma"]
+    current = keras_adamwr.AdamW.from_config(keras_adamwr.AdamW(
+        1e-3, exclude_from_weight_decay=["bias", "beta"]).get_config())
+    assert _decayed_paths(current, _named_layers_model()) == [
+        "beta_vae_encoder/kernel", "debias_head/kernel", "norm/gamma"]
+    with pytest.raises(ValueError, match="config_version=3"):
+        keras_adamwr.AdamW.from_config(dict(config, config_version=3))
+
+
 def test_normalized_decay_exact_near_the_int32_limit():
     schedule = keras_adamwr.CosineWarmRestarts(2.0**-7, 3, t_mul=1.5)
     optimizer = keras_adamwr.AdamW(schedule, normalized_weight_decay=0.05)

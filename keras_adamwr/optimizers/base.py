@@ -29,6 +29,10 @@ from keras_adamwr.optimizers._state import OptimizerState
 from keras_adamwr.schedules.cosine_warm_restarts import CosineWarmRestarts
 
 DECAY_SCALINGS = ("schedule", "learning_rate")
+# Version of `get_config`'s format. 2 (0.5.0): `exclude_from_weight_decay`
+# patterns match `variable.name`, or `variable.path` if they contain "/";
+# 1 (no field, 0.4.0 and older): every pattern matches `variable.path`.
+CONFIG_VERSION = 2
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 
 # Largest per-update decay `weight_decay * eta` (at eta = 1) that is not
@@ -141,6 +145,11 @@ def _path(variable):
     return path if isinstance(path, str) else variable.name
 
 
+def _name(variable):
+    """`variable.name`, without the ":0" of a raw `tf.Variable`."""
+    return re.sub(r":\d+$", "", variable.name)
+
+
 def restart_from_config(config):
     """A saved AdamWR/SGDWR config for the constructor: 0.2.0 configs name
     the floor `alpha`."""
@@ -241,7 +250,8 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
             raise TypeError(
                 "Argument `exclude_from_weight_decay` must be None, a string or "
                 "a list of strings (regular expressions matched against "
-                "variable.path). Received: exclude_from_weight_decay="
+                "variable.name, or variable.path if they contain '/'). "
+                "Received: exclude_from_weight_decay="
                 f"{exclude_from_weight_decay!r} (of type "
                 f"{type(exclude_from_weight_decay).__name__})"
             )
@@ -253,9 +263,13 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
                 raise ValueError(
                     "Argument `exclude_from_weight_decay` must be a list of "
                     "regular expressions (matched with re.search against "
-                    f"variable.path). Received: exclude_from_weight_decay="
+                    "variable.name, or variable.path if they contain '/'). "
+                    f"Received: exclude_from_weight_decay="
                     f"{exclude_from_weight_decay!r} ({error})"
                 ) from None
+        # True for patterns of a config saved by 0.4.0 or older (see
+        # `from_config`): then every pattern is matched against the path.
+        self._exclusions_match_path = False
         self.jit_compile = check_bool("jit_compile", jit_compile)
         self._scratch = _Scratch()
         self._decayed_indices = frozenset()
@@ -398,9 +412,40 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
         self._decayed_indices = frozenset(
             index
             for index, variable in enumerate(var_list)
-            if self._use_weight_decay(variable)
-            and not any(re.search(p, _path(variable)) for p in patterns)
+            if self._use_weight_decay(variable) and not self._excluded_by_pattern(variable)
         )
+        if self._exclusions_match_path:
+            self._warn_if_exclusions_changed(var_list)
+
+    def _excluded_by_pattern(self, variable, match_path=None):
+        """Whether a pattern of `exclude_from_weight_decay` matches: with
+        `re.search`, against `variable.name` (as Keras'
+        `exclude_from_weight_decay(var_names=...)`), or `variable.path` for a
+        pattern containing "/" (and for every pattern of a 0.4.0 config)."""
+        if match_path is None:
+            match_path = self._exclusions_match_path
+        for pattern in self.exclude_from_weight_decay_patterns:
+            target = _path(variable) if match_path or "/" in pattern else _name(variable)
+            if re.search(pattern, target):
+                return True
+        return False
+
+    def _warn_if_exclusions_changed(self, var_list):
+        changed = [_path(v) for v in var_list
+                   if self._excluded_by_pattern(v, True) != self._excluded_by_pattern(v, False)]
+        if changed:
+            warnings.warn(
+                f"{type(self).__name__} {self.name!r}: its exclude_from_weight_decay="
+                f"{list(self.exclude_from_weight_decay_patterns)!r} comes from a "
+                "config saved by keras_adamwr 0.4.0 or older, where patterns were "
+                "matched against variable.path, and keeps that meaning (saved "
+                "again, the config says so: config_version 1). Since 0.5.0 a "
+                "pattern without '/' is matched against variable.name, which "
+                f"would decay or exclude other variables here: {changed[:5]!r}. "
+                "To adopt the new rule, create the optimizer anew with the "
+                "patterns you mean (e.g. 'bias$', or 'layer_name/' for a layer).",
+                UserWarning, stacklevel=user_stacklevel(),
+            )
 
     def uses_weight_decay(self, variable):
         """Whether `variable` (one the optimizer was built with) is decayed."""
@@ -530,10 +575,29 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
                 step = step + scalars["decay"] * theta
             self.assign(variable, ops.cast(theta - step, variable.dtype))
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Configs without `config_version` (0.4.0 and older) matched every
+        `exclude_from_weight_decay` pattern against `variable.path`: loaded,
+        they keep that meaning (and warn at `build` where it differs)."""
+        config = dict(config)
+        version = config.pop("config_version", 1)
+        if not isinstance(version, int) or version > CONFIG_VERSION:
+            raise ValueError(
+                f"This {cls.__name__} config has config_version={version!r}; this "
+                f"keras_adamwr reads versions up to {CONFIG_VERSION}: it was saved "
+                "by a newer keras_adamwr. Received: config_version="
+                f"{version!r}")
+        optimizer = super().from_config(config, custom_objects)
+        optimizer._exclusions_match_path = version < 2 and bool(
+            optimizer.exclude_from_weight_decay_patterns)
+        return optimizer
+
     def get_config(self):
         config = super().get_config()
         config.update(
             {
+                "config_version": 1 if self._exclusions_match_path else CONFIG_VERSION,
                 "weight_decay": self.weight_decay,
                 "normalized_weight_decay": self.normalized_weight_decay,
                 "total_steps": self.total_steps,
