@@ -612,3 +612,24 @@ def test_timm_warmup_lr_init_and_cycle_limit():
     ours = [0.01 * schedule.multiplier(t) for t in range(80)]
     np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
     assert theirs[4 + 6 + 12 + 24] == 0.0  # past the third cycle: the floor
+
+
+def test_readme_keras_conversion_keeps_every_keras_default():
+    # Issue 18, item 13: the README's one-line conversion dropped epsilon
+    # (Keras' default 1e-7, ours 1e-8); docs/migration.md had it.
+    import os
+    import re
+
+    readme = open(os.path.join(os.path.dirname(__file__), os.pardir, "README.md")).read()
+    match = re.search(r"`(keras\.optimizers\.AdamW\([^`]*\))` is\s+`(keras_adamwr\.AdamW\([^`]*\))`",
+                      readme)
+    assert match, "README: the Keras AdamW conversion is gone"
+    theirs, ours = (eval(code, {"keras": keras, "keras_adamwr": keras_adamwr})
+                    for code in match.groups())
+    assert ours.epsilon == theirs.epsilon
+    assert ours.weight_decay == pytest.approx(float(theirs.learning_rate) * theirs.weight_decay)
+    assert (ours.beta_1, ours.beta_2, ours.amsgrad) == (theirs.beta_1, theirs.beta_2,
+                                                        theirs.amsgrad)
+    theta, grads = _problem(scale=1e-2)
+    # Close, not exact: Keras' epsilon is epsilon hat (see the test above).
+    _assert_same_weights(_run(ours, theta, grads), _run(theirs, theta, grads), 2e-4)

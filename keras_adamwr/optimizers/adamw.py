@@ -78,9 +78,12 @@ class AdamW(DecoupledWeightDecay):
         decay_scaling: `"schedule"` or `"learning_rate"`, see above.
             Defaults to `"schedule"`.
         exclude_from_weight_decay: Regular expressions matched with
-            `re.search` against each `variable.path` (e.g. `["bias",
-            "gamma", "beta"]`); matching variables are not decayed. Stored
-            in the config, so it survives saving. The Keras method
+            `re.search` against each `variable.name`, as in Keras (e.g.
+            `["bias", "gamma", "beta"]`), or against `variable.path` for a
+            pattern containing "/" (e.g. `["head/"]`, a whole layer);
+            matching variables are not decayed. Stored in the config, so
+            it survives saving (configs of 0.4.0 and older, which matched
+            every pattern against the path, keep that meaning). The Keras method
             `exclude_from_weight_decay(var_list, var_names)` works too (not
             saved). Defaults to `None`.
         base_learning_rate: `alpha`, the rate at which `eta_t = 1`. Defaults

@@ -44,7 +44,8 @@ class SGDW(DecoupledWeightDecay):
         decay_scaling: `"schedule"` (paper) or `"learning_rate"`
             (Keras/PyTorch), as in `AdamW`. Defaults to `"schedule"`.
         exclude_from_weight_decay: Regular expressions matched against
-            `variable.path`, as in `AdamW`. Defaults to `None`.
+            `variable.name` (`variable.path` if they contain "/"), as in
+            `AdamW`. Defaults to `None`.
         base_learning_rate: `alpha`, as in `AdamW`. Defaults to the float
             learning rate or the peak of a known schedule.
         jit_compile: One XLA computation per step on TensorFlow, as in
