@@ -190,6 +190,7 @@ class _Scratch:
     def __init__(self):
         self.entries = {}
         self.pending_state = None  # (values, tagged) loaded before `build`
+        self.slot_dtype = None  # set while `add_slots` creates a slot
         self.pending_scale = 1.0  # `learning_rate` set before `build`
         self.compiled = {}  # XLA update functions, see `_compiled.py`
 
@@ -446,6 +447,38 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
                 "patterns you mean (e.g. 'bias$', or 'layer_name/' for a layer).",
                 UserWarning, stacklevel=user_stacklevel(),
             )
+
+    def add_slots(self, var_list, names):
+        """`add_optimizer_variables` (one slot per variable and name, in
+        Keras' order), with float32 slots for float16/bfloat16 variables.
+
+        In their own dtype, Adam's `(1 - beta_2) * g**2` underflows for
+        `|g|` below about 7e-3 (float16) and SGDW's `lr * g` for small
+        rates: `v` stays 0 and every step is the largest possible one.
+        Costs 4 bytes per slot and weight instead of 2 (AdamW: 10 bytes per
+        float16 weight instead of 6). Only the dtype differs: names, shapes
+        and the order of the slots are Keras'.
+        """
+        self._scratch.adding_slots = True
+        try:
+            return self.add_optimizer_variables(var_list, names)
+        finally:
+            self._scratch.adding_slots = False
+
+    def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
+        if getattr(self._scratch, "adding_slots", False):
+            self._scratch.slot_dtype = compute_dtype(reference_variable)
+        try:
+            return super().add_variable_from_reference(
+                reference_variable, name=name, initializer=initializer)
+        finally:
+            self._scratch.slot_dtype = None
+
+    def add_variable(self, *args, **kwargs):
+        scratch = self.__dict__.get("_scratch")
+        if scratch is not None and scratch.slot_dtype is not None:
+            kwargs["dtype"] = scratch.slot_dtype
+        return super().add_variable(*args, **kwargs)
 
     def uses_weight_decay(self, variable):
         """Whether `variable` (one the optimizer was built with) is decayed."""

@@ -28,7 +28,9 @@ class SGDW(DecoupledWeightDecay):
     With `nesterov=True` the step is `momentum * m_t + lr_t * g_t` instead
     of `m_t`; with `momentum=0` it is `lr_t * g_t` and no buffer is kept.
     The decay conventions, normalized decay and exclusions are those of
-    `AdamW` (`"learning_rate"` scaling: `lr_t * lambda_t`).
+    `AdamW` (`"learning_rate"` scaling: `lr_t * lambda_t`), and so is the
+    momentum buffer of float16/bfloat16 variables: float32 (4 bytes per
+    weight instead of 2), where `lr_t * g_t` does not underflow.
 
     Args:
         learning_rate: A float > 0, a `LearningRateSchedule` or a callable.
@@ -107,7 +109,7 @@ class SGDW(DecoupledWeightDecay):
         super().build(var_list)
         self.momentums = []
         if self.momentum != 0:
-            self.momentums = self.add_optimizer_variables(var_list, "momentum")
+            self.momentums = self.add_slots(var_list, "momentum")
         self._restore_pending_state()
 
     def _update_scalars(self, learning_rate, step, dtype):
