@@ -1,5 +1,6 @@
 """Setting the learning rate of a schedule-built optimizer: what
-`keras.callbacks.ReduceLROnPlateau` and `LearningRateScheduler` do.
+`keras.callbacks.ReduceLROnPlateau` does (`LearningRateScheduler`, whose
+rates are absolute, is refused).
 
 Keras refuses it (`TypeError: ... learning rate is not settable`), so
 `ReduceLROnPlateau` used to crash when the plateau triggered, possibly hours
@@ -91,11 +92,37 @@ def test_the_scale_changes_the_update_as_a_scaled_schedule_would():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_learning_rate_scheduler_composes_with_the_schedule():
+def test_learning_rate_scheduler_is_refused_with_a_schedule():
+    # Issue 18, item 5: its function returns the rate of an epoch; on a
+    # schedule it became a scale (an absolute 2.5e-4 scaled the cosine by
+    # 0.5 for good). Refused at the first epoch, before any update.
+    model = _compiled(_optimizer())
+    absolute = keras.callbacks.LearningRateScheduler(lambda epoch: 2.5e-4)
+    with pytest.raises(TypeError) as error:
+        _fit(model, 2, [absolute])
+    message = str(error.value)
+    assert "LearningRateScheduler" in message and "ReduceLROnPlateau" in message
+    assert "learning_rate=<float>" in message and "Received: learning_rate=0.00025" in message
+    assert int(model.optimizer.iterations) == 0
+
+
+def test_learning_rate_scheduler_sets_the_rate_of_a_float_learning_rate():
+    model = _compiled(keras_adamwr.AdamW(3e-3, weight_decay=1e-4))
+    rates = keras.callbacks.LearningRateScheduler(lambda epoch: [3e-3, 2.5e-4][epoch])
+    _fit(model, 2, [rates])
+    assert float(model.optimizer.learning_rate) == pytest.approx(2.5e-4)
+
+
+def test_own_callback_setting_the_rate_still_scales_the_schedule():
+    class Halve(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch:
+                optimizer = self.model.optimizer
+                optimizer.learning_rate = float(optimizer.learning_rate) / 2
+
     model = _compiled(_optimizer())
     recorder = _RateRecorder()
-    halve = keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr / 2 if epoch else lr)
-    _fit(model, 3, [halve, recorder])
+    _fit(model, 3, [Halve(), recorder])
     np.testing.assert_allclose(recorder.scales, np.repeat([1.0, 0.5, 0.25], 8), rtol=1e-6)
 
 

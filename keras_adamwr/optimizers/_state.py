@@ -2,8 +2,8 @@
 saved state that names its format.
 
 * `learning_rate = x` on an optimizer built with a `LearningRateSchedule`
-  (what `ReduceLROnPlateau` and `LearningRateScheduler` do) scales the
-  schedule; the scale is the variable `learning_rate_scale`, created last,
+  (what `ReduceLROnPlateau` does; `LearningRateScheduler` is refused) scales
+  the schedule; the scale is the variable `learning_rate_scale`, created last,
   after every 0.2.0 variable.
 * `save_own_variables` writes Keras' keys "0", "1", ... and a format tag;
   `load_own_variables` refuses state of another optimizer class, accepts
@@ -88,10 +88,13 @@ class OptimizerState:
         With a float learning rate, setting it assigns the rate (as in
         Keras). With a `LearningRateSchedule`, setting it to `x` scales the
         whole schedule by `x / (the schedule's rate at this update)`, so
-        that `keras.callbacks.ReduceLROnPlateau` and `LearningRateScheduler`
-        work: the rate is `x` now and keeps the schedule's shape (restarts
-        included) from there, and with `decay_scaling="schedule"` `eta_t`,
-        hence the decay, is scaled alike (as when a float rate is changed).
+        that `keras.callbacks.ReduceLROnPlateau` works: the rate is `x` now
+        and keeps the schedule's shape (restarts included) from there, and
+        with `decay_scaling="schedule"` `eta_t`, hence the decay, is scaled
+        alike (as when a float rate is changed). `LearningRateScheduler`,
+        whose rates are absolute, raises `TypeError` with a schedule. A
+        rate whose decay factor would reach 1 at some step raises
+        `ValueError`.
         The scale is optimizer state (`learning_rate_scale`), saved and
         restored with the other variables. Setting a schedule or callable
         replaces the learning rate, as in Keras.
