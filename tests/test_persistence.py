@@ -567,3 +567,59 @@ def test_saved_state_carries_the_format_tag(tmp_path):
     build_optimizer(keras_model)
     with pytest.warns(UserWarning, match="Skipping variable loading"):
         keras_model.load_weights(tmp_path / "w.weights.h5")
+
+
+# Issue 18, item 4: slots follow the order of the variables, not the
+# variables. Layers created in another order when restoring gave a.kernel
+# the moments of b.kernel (Keras' own optimizers do the same).
+
+class TwoLayers(keras.Model):
+    def __init__(self, a_first, **kwargs):
+        super().__init__(**kwargs)
+        if a_first:
+            self.a, self.b = keras.layers.Dense(3, name="a"), keras.layers.Dense(3, name="b")
+        else:
+            self.b, self.a = keras.layers.Dense(3, name="b"), keras.layers.Dense(3, name="a")
+
+    def call(self, x):
+        return self.b(self.a(x))
+
+
+def _two_layers(a_first, optimizer):
+    keras.utils.set_random_seed(5)
+    model = TwoLayers(a_first, name="two")
+    model.compile(optimizer=optimizer, loss="mse", jit_compile=False)
+    model(np.zeros((1, 3), "float32"))
+    return model
+
+
+@pytest.mark.parametrize("make", [
+    lambda: keras_adamwr.AdamW(1e-2, weight_decay=1e-4),
+    lambda: keras_adamwr.SGDW(0.05, momentum=0.9, weight_decay=1e-4),
+], ids=["adamw", "sgdw"])
+@pytest.mark.parametrize("built", [True, False], ids=["built", "unbuilt"])
+def test_state_saved_for_variables_in_another_order_is_refused(make, built, tmp_path):
+    rng = np.random.default_rng(0)
+    source = _two_layers(True, make())
+    source.fit(rng.normal(size=(16, 3)), rng.normal(size=(16, 3)), verbose=0, batch_size=8)
+    path = tmp_path / "two.weights.h5"
+    source.save_weights(path)
+    same = _two_layers(True, make())
+    if built:
+        build_optimizer(same)
+    same.load_weights(path)  # same order: loads
+    for a, b in zip(same.optimizer.variables[2:], source.optimizer.variables[2:]):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    swapped = _two_layers(False, make())
+    if built:
+        build_optimizer(swapped)
+        before = [keras.ops.convert_to_numpy(v) for v in swapped.optimizer.variables]
+    with pytest.raises(ValueError, match="another order") as error:
+        swapped.load_weights(path)
+        if not built:
+            build_optimizer(swapped)  # the state waits for `build`
+    message = str(error.value)
+    assert "/b/kernel:momentum'" in message and "/a/kernel:momentum'" in message, message
+    if built:
+        for a, b in zip(swapped.optimizer.variables, before):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), b)

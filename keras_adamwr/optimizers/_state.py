@@ -14,6 +14,7 @@ saved state that names its format.
 `schedule`, `name` and `_scratch`.
 """
 
+import json
 import sys
 
 import keras
@@ -27,6 +28,9 @@ _KerasOptimizer = keras.optimizers.Optimizer
 # Key of the format tag that `save_own_variables` writes beside the
 # variables "0", "1", ... (Keras' own keys).
 FORMAT_KEY = "keras_adamwr_format"
+# Key of the list (JSON) naming, for each saved variable in order, the
+# model variable it belongs to ("dense/kernel:momentum") or its own name.
+VARIABLES_KEY = "keras_adamwr_variables"
 
 
 def _saved_optimizer_name(store):
@@ -199,11 +203,15 @@ class OptimizerState:
             keys.discard(FORMAT_KEY)
         else:
             self._check_untagged_state(store)
+        owners = None
+        if VARIABLES_KEY in keys:  # 0.5.0 and newer
+            keys.discard(VARIABLES_KEY)
+            owners = json.loads(bytes(np.asarray(store[VARIABLES_KEY], np.uint8)).decode())
         values = [np.asarray(store[str(index)]) for index in range(len(keys))]
         if self.built:
-            self._assign_state(values, tagged)
+            self._assign_state(values, tagged, owners=owners)
         else:
-            self._scratch.pending_state = (values, tagged)
+            self._scratch.pending_state = (values, tagged, owners)
 
     def save_own_variables(self, store):
         """Keras' keys "0", "1", ... (one per variable, in order) and a
@@ -213,6 +221,37 @@ class OptimizerState:
         is refused on load instead of being read with the wrong meaning."""
         super().save_own_variables(store)
         store[FORMAT_KEY] = np.frombuffer(self._state_format().encode(), np.uint8)
+        owners = json.dumps(self._variable_owners()).encode()
+        store[VARIABLES_KEY] = np.frombuffer(owners, np.uint8)
+
+    def _variable_owners(self):
+        """For each variable, in order: "<model variable path>:<slot>" for
+        a slot, else the variable's own name (`iteration`, ...)."""
+        owners = self._scratch.owners
+        return [owners.get(id(variable), variable.name) for variable in self.variables]
+
+    def _check_variable_owners(self, saved):
+        """Refuses state saved for the same model variables in another
+        order (layers created in another order): by position, each slot
+        would get another variable's moments. Paths cannot settle which
+        variable is which (Keras names layers in creation order), so the
+        state is refused rather than matched by path. Other differences
+        (renamed layers) keep Keras' positional matching."""
+        current = self._variable_owners()
+        if saved is None or saved == current or sorted(saved) != sorted(current):
+            return
+        first = next(i for i, (a, b) in enumerate(zip(saved, current)) if a != b)
+        raise ValueError(
+            f"Optimizer {self.name!r} ({type(self).__name__}) cannot load this "
+            "optimizer state: it was saved for the same model variables in "
+            f"another order. Its variable {first} belongs to {saved[first]!r}, "
+            f"this optimizer's variable {first} to {current[first]!r}: the "
+            "model's layers were created (or listed) in another order than "
+            "when it was saved, and by position each slot would get another "
+            "variable's moments. Nothing was loaded. Create the layers in "
+            "the saved order, or pass `skip_mismatch=True` to `load_weights` "
+            "to load the model weights only."
+        )
 
     def _state_format(self):
         return f"keras_adamwr.{self._STATE_FAMILY}/1"
@@ -278,7 +317,7 @@ class OptimizerState:
         else:
             self._assign_state(*pending, deferred=True)
 
-    def _assign_state(self, values, tagged=True, deferred=False):
+    def _assign_state(self, values, tagged=True, owners=None, deferred=False):
         variables = self.variables
         if (
             not tagged
@@ -304,6 +343,7 @@ class OptimizerState:
                 "`skip_mismatch=True` to `load_weights` to load the model "
                 "weights only."
             )
+        self._check_variable_owners(owners)
         for variable, value in zip(variables, values):
             if value.shape != tuple(variable.shape):
                 raise ValueError(

@@ -191,6 +191,7 @@ class _Scratch:
         self.entries = {}
         self.pending_state = None  # (values, tagged) loaded before `build`
         self.slot_dtype = None  # set while `add_slots` creates a slot
+        self.owners = {}  # id(slot) -> "model variable path:slot name"
         self.pending_scale = 1.0  # `learning_rate` set before `build`
         self.compiled = {}  # XLA update functions, see `_compiled.py`
 
@@ -469,10 +470,13 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
         if getattr(self._scratch, "adding_slots", False):
             self._scratch.slot_dtype = compute_dtype(reference_variable)
         try:
-            return super().add_variable_from_reference(
+            slot = super().add_variable_from_reference(
                 reference_variable, name=name, initializer=initializer)
         finally:
             self._scratch.slot_dtype = None
+        # Which model variable a slot belongs to, saved with the state.
+        self._scratch.owners[id(slot)] = f"{_path(reference_variable)}:{name or 'var'}"
+        return slot
 
     def add_variable(self, *args, **kwargs):
         scratch = self.__dict__.get("_scratch")
