@@ -83,3 +83,34 @@ def test_checkpoint_lists_the_tag_first(tmp_path):
     root = {c.local_name: c.node_id for c in proto.nodes[0].children}
     children = [c.local_name for c in proto.nodes[root["optimizer"]].children]
     assert children[0] == "keras_adamwr_format__SGDW__1", children
+
+
+# Issue 18, item 4: a checkpoint names the model variable of each optimizer
+# variable; state for the same variables in another order is refused.
+
+@pytest.mark.parametrize("built", [True, False], ids=["built", "unbuilt"])
+def test_checkpoint_saved_for_variables_in_another_order_is_refused(built, tmp_path):
+    from keras_adamwr import build_optimizer
+    from tests.test_persistence import _two_layers
+
+    rng = np.random.default_rng(0)
+    source = _two_layers(True, keras_adamwr.AdamW(1e-2))
+    source.fit(rng.normal(size=(16, 3)), rng.normal(size=(16, 3)), verbose=0, batch_size=8)
+    path = tf.train.Checkpoint(model=source, optimizer=source.optimizer).write(
+        str(tmp_path / "ckpt"))
+    same = _two_layers(True, keras_adamwr.AdamW(1e-2))
+    tf.train.Checkpoint(model=same, optimizer=same.optimizer).read(path)
+    build_optimizer(same)
+    for a, b in zip(same.optimizer.variables, source.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    swapped = _two_layers(False, keras_adamwr.AdamW(1e-2))
+    if built:
+        build_optimizer(swapped)
+        before = [v.numpy() for v in swapped.optimizer.variables]
+    with pytest.raises(ValueError, match="another order") as error:
+        tf.train.Checkpoint(model=swapped, optimizer=swapped.optimizer).read(path)
+        build_optimizer(swapped)  # unbuilt: checked when `build` makes the slots
+    assert "/b/kernel:momentum'" in str(error.value)
+    if built:  # refused before any optimizer value was restored
+        for a, b in zip(swapped.optimizer.variables, before):
+            np.testing.assert_array_equal(a.numpy(), b)

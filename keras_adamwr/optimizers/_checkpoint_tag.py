@@ -12,15 +12,27 @@ state of another optimizer (or of keras_adamwr 0.3.0 or older, which wrote
 none), and the restore raises `ValueError` there. Such old checkpoints
 restore inside `keras_adamwr.untagged_checkpoint_state()`.
 
+Since 0.5.0 a second empty dependency is named by the list of the model
+variables the optimizer's variables belong to, in order (`VARIABLES_PREFIX`
++ JSON); restoring compares it with the optimizer's own list (at once if
+built, else at the end of `build`) and refuses state saved for the same
+variables in another order (see `_state.py`). Checkpoints without it
+restore as before.
+
 Hooks: TensorFlow's `Trackable._trackable_children` (saving) and
 `_lookup_dependency` (restoring; called with the dependencies dict), pinned
 by tests/test_checkpoint_tag.py.
 """
 
 import contextlib
+import json
 import threading
 
 TAG_PREFIX = "keras_adamwr_format__"
+# A second empty dependency (0.5.0), named by the JSON list of the model
+# variable of each optimizer variable (see `_state.py`): restoring state
+# saved for the same variables in another order is refused.
+VARIABLES_PREFIX = "keras_adamwr_variables__"
 _untagged = threading.local()
 
 
@@ -55,21 +67,25 @@ class CheckpointTag:
         return TAG_PREFIX + self._state_format().replace("keras_adamwr.", "").replace(
             "/", "__")
 
-    def _checkpoint_tag(self):
-        tag = self.__dict__.get("_checkpoint_tag_object")
+    def _checkpoint_tag(self, key="_checkpoint_tag_object"):
+        tag = self.__dict__.get(key)
         if tag is None:
             import tensorflow as tf
 
             tag = tf.__internal__.tracking.AutoTrackable()
             # Not an attribute assignment: Keras' TF trackable would track it
             # a second time under the attribute's name.
-            self.__dict__["_checkpoint_tag_object"] = tag
+            self.__dict__[key] = tag
         return tag
 
     def _trackable_children(self, save_type="checkpoint", **kwargs):
         children = super()._trackable_children(save_type, **kwargs)
         name = self._checkpoint_tag_name()
-        return {name: self._checkpoint_tag(), **children}
+        tags = {name: self._checkpoint_tag()}
+        if self.built and save_type == "checkpoint":
+            owners = VARIABLES_PREFIX + json.dumps(self._variable_owners())
+            tags[owners] = self._checkpoint_tag("_checkpoint_variables_object")
+        return {**tags, **children}
 
     def _lookup_dependency(self, name, cached_dependencies=None):
         if cached_dependencies is None:  # not a restore (e.g. tracking)
@@ -78,6 +94,13 @@ class CheckpointTag:
         if name == self._checkpoint_tag_name():
             self.__dict__["_checkpoint_tag_restore"] = restore
             return self._checkpoint_tag()
+        if name.startswith(VARIABLES_PREFIX):
+            owners = json.loads(name[len(VARIABLES_PREFIX):])
+            if self.built:
+                self._check_variable_owners(owners)
+            else:  # checked at the end of `build`
+                self._scratch.pending_owners = owners
+            return self._checkpoint_tag("_checkpoint_variables_object")
         if name.startswith(TAG_PREFIX):
             raise ValueError(
                 f"Optimizer {self.name!r} ({type(self).__name__}) cannot restore "

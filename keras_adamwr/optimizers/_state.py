@@ -230,7 +230,7 @@ class OptimizerState:
         owners = self._scratch.owners
         return [owners.get(id(variable), variable.name) for variable in self.variables]
 
-    def _check_variable_owners(self, saved):
+    def _check_variable_owners(self, saved, restored=False):
         """Refuses state saved for the same model variables in another
         order (layers created in another order): by position, each slot
         would get another variable's moments. Paths cannot settle which
@@ -248,9 +248,13 @@ class OptimizerState:
             f"this optimizer's variable {first} to {current[first]!r}: the "
             "model's layers were created (or listed) in another order than "
             "when it was saved, and by position each slot would get another "
-            "variable's moments. Nothing was loaded. Create the layers in "
-            "the saved order, or pass `skip_mismatch=True` to `load_weights` "
-            "to load the model weights only."
+            "variable's moments. "
+            + ("A tf.train.Checkpoint restored before `build` has already "
+               "assigned them: do not train with this optimizer. " if restored
+               else "Nothing was loaded. ")
+            + "Create the layers in the saved order, or load the model weights "
+            "only (`skip_mismatch=True` to `load_weights`, or leave the "
+            "optimizer out of the `tf.train.Checkpoint`)."
         )
 
     def _state_format(self):
@@ -304,6 +308,10 @@ class OptimizerState:
                 dtype="float32", aggregation="only_first_replica",
                 name="learning_rate_scale",
             )
+        owners = getattr(self._scratch, "pending_owners", None)
+        if owners is not None:  # from a tf.train.Checkpoint restored before `build`
+            self._scratch.pending_owners = None
+            self._check_variable_owners(owners, restored=True)
         pending, self._scratch.pending_state = self._scratch.pending_state, None
         if pending is None:
             return
