@@ -62,7 +62,8 @@ class AdamW(DecoupledWeightDecay):
             above 1e-3 with `decay_scaling="schedule"` warns
             (`keras_adamwr.DecayConventionWarning`): it is probably a
             Keras/PyTorch value, about `1 / learning_rate` times too strong
-            here. A decay factor above 1 per update is refused.
+            here. A decay factor `c_t >= 1` at any step (e.g. a
+            `base_learning_rate` below the rate) is refused.
         beta_1: Decay of the first moment, in [0, 1). Defaults to `0.9`.
         beta_2: Decay of the second moment, in [0, 1). Defaults to `0.999`.
         epsilon: Added to `sqrt(v_hat)`, >= 0. Defaults to `1e-8`.

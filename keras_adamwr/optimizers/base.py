@@ -532,10 +532,11 @@ class DecoupledWeightDecay(CheckpointTag, OptimizerState, keras.optimizers.Optim
         `decay_scaling="schedule"`, `lr_t * lambda_t` with "learning_rate".
         Defaults: the current step, and the learning rate at `step` (the
         schedule's value there, times the current scale of the schedule, see
-        `learning_rate`; or the current rate). `c_t` is at most 1: a larger
-        factor (which would flip the weights' sign) is refused at
-        construction where it can be known and capped at 1 otherwise (after
-        `learning_rate` scaling, or `m_mul > 1`).
+        `learning_rate`; or the current rate). `c_t` is below 1: a factor of
+        1 or more (which would zero the weights or flip their sign) is
+        refused at construction (at the peak of the rate) and when
+        `learning_rate` is set, and capped at 1 where only run time shows
+        it (a callable learning rate).
         """
         if learning_rate is None:
             if step is not None and self.schedule is not None:
