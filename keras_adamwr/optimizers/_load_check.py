@@ -20,6 +20,7 @@ Depends on the layout of Keras' H5 store (group `optimizer/vars`, keys
 """
 
 import functools
+import json
 import os
 import zipfile
 
@@ -27,6 +28,7 @@ import keras
 import numpy as np
 
 from keras_adamwr.optimizers._state import FORMAT_KEY
+from keras_adamwr.optimizers._state import VARIABLES_KEY
 
 _WRAPPED = "_keras_adamwr_checks_optimizer_state"
 
@@ -95,8 +97,14 @@ def check_before_loading(model, filepath):
             keys.discard(FORMAT_KEY)
         else:
             optimizer._check_untagged_state(store)
+        owners = None
+        if VARIABLES_KEY in keys:  # 0.5.0 and newer: the slots' model variables
+            keys.discard(VARIABLES_KEY)
+            owners = json.loads(bytes(np.asarray(store[VARIABLES_KEY], np.uint8)).decode())
         if optimizer.built:
             _check_count(optimizer, len(keys), tagged)
+            if owners is not None:
+                optimizer._check_variable_owners(owners)
     finally:
         handle.close()
         if archive is not None:
