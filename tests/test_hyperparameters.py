@@ -79,7 +79,7 @@ def test_batch_logs_carry_the_next_updates_values():
     logger = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: seen.append(
             (int(optimizer.iterations), {key: logs[key] for key in KEYS})))
-    _fit(model, [logger, HyperparameterLogger()], epochs=2)
+    _fit(model, [logger, HyperparameterLogger(per_batch=True)], epochs=2)
     assert [step for step, _ in seen] == [2, 4, 6, 8, 10, 12]
     for step, values in seen:
         assert values == pytest.approx(_expected(optimizer, step), rel=1e-6)
@@ -92,7 +92,7 @@ def test_tensorboard_train_run_gets_the_values(tmp_path):
     optimizer = keras_adamwr.AdamWR(1e-2, first_cycle_steps=4)
     model = _model(optimizer, jit_compile=True)
     board = keras.callbacks.TensorBoard(str(tmp_path), update_freq=3)
-    history = _fit(model, [board, HyperparameterLogger()], epochs=2)
+    history = _fit(model, [board, HyperparameterLogger(per_batch=True)], epochs=2)
     train = tmp_path / "train"
     values = {}
     for name in os.listdir(train):
@@ -160,7 +160,7 @@ seen = []
 spy = keras.callbacks.LambdaCallback(
     on_train_batch_end=lambda batch, logs: seen.append(logs["eta"]))
 history = model.fit(x, y, batch_size=16, epochs=2, verbose=0,
-                    callbacks=[spy, keras_adamwr.HyperparameterLogger()])
+                    callbacks=[spy, keras_adamwr.HyperparameterLogger(per_batch=True)])
 print(json.dumps({"backend": keras.backend.backend(), "batches": seen,
                   "epochs": history.history["eta"],
                   "expected": [optimizer.schedule.multiplier(s) for s in range(1, 13)]}))

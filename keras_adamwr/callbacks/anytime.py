@@ -185,7 +185,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
                 f"{self._accumulation} with optimizer {optimizer.name!r}")
         self._lock.acquire()  # one fit per folder (see _anytime_lock.py)
         self._resumed = False
-        self._hooked = hyperparameters.install(self.model)
+        self._hooked = hyperparameters.install(self.model, self.params)
 
     def _resume(self):
         """Picks up where the optimizer's counter is; runs when the first
@@ -240,22 +240,46 @@ class AnytimeRecorder(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._last_batch, self._bar_drawn = epoch, -1, False
+        hyperparameters.epoch_begin(self.model)
         if not self._resumed:
             self._resume()
             self._epoch, self._last_batch = epoch, -1
+        self._begin, self._known_batch = None, 0  # `_last_step` is read here
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._last_batch = batch
-        self._poll()
-        self._bar_drawn = True  # Keras' progress bar draws after this call
+    def on_train_batch_begin(self, batch, logs=None):
+        # Polled here, after the previous `train_function` call (its batches
+        # end at `batch - 1`), not in `on_train_batch_end`: overriding that
+        # hook would make Keras sync every step's logs. The counter is read
+        # only once it may have reached the next cycle end: each batch makes
+        # at most one weight update.
+        hyperparameters.batch_begin(self.model, batch)
+        self._begin = batch
+        if batch <= 0:
+            return
+        self._last_batch, self._bar_drawn = batch - 1, True
+        reach = self._last_step + batch - self._known_batch
+        if self._next < len(self._ends) and self._ends[self._next] <= reach:
+            self._poll()
+            self._known_batch = batch
+        elif self._complete is False and self._ends and self._ends[-1] <= reach:
+            self._poll()  # the table must grow first
+            self._known_batch = batch
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._begin is not None:  # the end of the epoch's last call
+            spe = getattr(self.model, "steps_per_execution", 1) or 1
+            steps = self.params.get("steps")
+            self._last_batch, self._bar_drawn = self._begin + spe - 1, True
+            if steps:
+                self._last_batch = min(self._last_batch, steps - 1)
         if self._batches is None and self._last_batch >= 0 and not self.model.stop_training:
             self._batches = self._last_batch + 1
         self._poll()
         self._ledger.checkpoint(self._last_step, self.model)
-        # learning_rate, eta, weight_decay_effective and cycle are in `logs`
-        # already: `hyperparameters.install` adds them to every step's logs.
+        # learning_rate, eta, weight_decay_effective and cycle of the next
+        # update, from the counter just read (the epoch's last step logs
+        # carry them already when the batch count is known).
+        hyperparameters.epoch_end(self.model, logs, self._last_step)
 
     def on_train_end(self, logs=None):
         if self._hooked:
@@ -328,15 +352,17 @@ class AnytimeRecorder(keras.callbacks.Callback):
         return step * self._accumulation / self._batches if self._batches else None
 
     def _rates(self, step):
-        """Rate, `eta` and decay factor of the update made at counter `step`."""
-        rate = float(self._schedule(step))
+        """Rate, `eta` and decay factor of the update made at counter `step`
+        (in plain Python from the restart table: no tensor is evaluated)."""
+        rate = hyperparameters.schedule_rate(self._schedule, step)
         if callable(getattr(self._schedule, "multiplier", None)):
             eta = float(self._schedule.multiplier(step))
         else:
             base = getattr(self._optimizer, "base_learning_rate", None)
             eta = rate / base if base else None
         if isinstance(self._optimizer, DecoupledWeightDecay):
-            decay = float(self._optimizer.decay_coefficient(learning_rate=rate, step=step))
+            decay = hyperparameters.decay_coefficient(
+                self._optimizer, step, rate, hyperparameters.scale_of(self._optimizer))
         else:
             weight_decay = getattr(self._optimizer, "weight_decay", None)
             decay = (float(weight_decay) * rate
