@@ -266,10 +266,11 @@ class AnytimeRecorder(keras.callbacks.Callback):
             self._known_batch = batch
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._begin is not None:  # the end of the epoch's last call
+        last = hyperparameters.last_call_begin(self.model)
+        if last >= 0:  # the end of the epoch's last completed call
             spe = getattr(self.model, "steps_per_execution", 1) or 1
             steps = self.params.get("steps")
-            self._last_batch, self._bar_drawn = self._begin + spe - 1, True
+            self._last_batch, self._bar_drawn = last + spe - 1, True
             if steps:
                 self._last_batch = min(self._last_batch, steps - 1)
         if self._batches is None and self._last_batch >= 0 and not self.model.stop_training:

@@ -2,6 +2,7 @@
 
 import math
 import numbers
+import warnings
 
 import keras
 
@@ -212,7 +213,34 @@ def install(model, params=None, per_batch=False):
         return False
     steps = (params or {}).get("steps")
     model.train_function = _Wrapped(model, function, steps, per_batch)
+    check_batches_per_epoch(model.optimizer, steps)
     return True
+
+
+def check_batches_per_epoch(optimizer, batches):
+    """Warns when the schedule counts another number of updates per epoch
+    than `fit` runs (`batches`: `fit`'s `params["steps"]`, or None)."""
+    while isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
+    schedule = (optimizer.schedule if isinstance(optimizer, DecoupledWeightDecay)
+                else getattr(optimizer, "_learning_rate", None))
+    built_for = getattr(schedule, "steps_per_epoch", None)
+    if not isinstance(schedule, CosineWarmRestarts) or built_for is None or not batches:
+        return
+    accumulation = getattr(optimizer, "gradient_accumulation_steps", None) or 1
+    updates = batches / accumulation
+    if abs(updates - built_for) <= 1e-9 * updates:
+        return
+    per = f" ({batches} batches / gradient_accumulation_steps={accumulation})" if (
+        accumulation > 1) else ""
+    ends = [f"{end / updates:.4g}" for end in schedule.restart_steps(3)]
+    warnings.warn(
+        f"The learning-rate schedule was built with steps_per_epoch={built_for:g}, "
+        f"but this fit makes {updates:g} weight updates per epoch{per}: its "
+        f"restarts fall at epochs {', '.join(ends)}, ... instead of epoch ends. "
+        "Build the schedule with steps_per_epoch=keras_adamwr.batches_per_epoch("
+        "num_examples, batch_size) (Keras runs a last, smaller batch: ceil, not "
+        "floor).", UserWarning, stacklevel=2)
 
 
 def epoch_begin(model):
@@ -225,6 +253,12 @@ def batch_begin(model, batch):
     wrapper = _wrapper(model)
     if wrapper is not None:
         wrapper.begin = batch
+
+
+def last_call_begin(model):
+    """First batch of the epoch's last completed call, or -1."""
+    wrapper = _wrapper(model)
+    return -1 if wrapper is None else wrapper.last_begin
 
 
 def epoch_end(model, logs, step=None):
