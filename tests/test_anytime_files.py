@@ -235,7 +235,7 @@ def test_resume_from_rows_without_wall_time(tmp_path):
 # Issue 16: anytime-run.json grows by appends, not whole rewrites.
 
 def test_run_file_appends_a_checkpoint_without_rewriting(tmp_path, monkeypatch):
-    from keras_adamwr import _anytime_run
+    from keras_adamwr.callbacks import _anytime_run
 
     writes = []
     original = _anytime_run.write_atomic

@@ -219,7 +219,7 @@ _OPTIMIZERS = {
 
 @pytest.mark.parametrize("name", sorted(_OPTIMIZERS))
 def test_python_values_equal_the_optimizers_tensors(name):
-    from keras_adamwr.hyperparameters import current_values
+    from keras_adamwr.callbacks.hyperparameters import current_values
 
     optimizer = _OPTIMIZERS[name]()
     model = _model(optimizer)
@@ -236,7 +236,7 @@ def test_python_values_equal_the_optimizers_tensors(name):
 
 
 def test_epoch_values_read_the_counter_once_per_epoch(monkeypatch):
-    from keras_adamwr import hyperparameters
+    from keras_adamwr.callbacks import hyperparameters
 
     calls = []
     original = hyperparameters.current_values

@@ -343,7 +343,7 @@ def test_restart_steps_far_past_the_int64_counter_return_fast(monkeypatch):
     # Issue 16: t_mul=1.0006 took 1.1 s at n=180,000 and hung at 200,000:
     # past ~2**96 the table's intervals straddled integers at every cycle
     # and each took the exact closed form (t**i as a fraction, ~1 s).
-    from keras_adamwr import _cycle_table
+    from keras_adamwr.schedules import _cycle_table
 
     calls = []
     original = _cycle_table.CycleStarts._exact_start
