@@ -67,6 +67,7 @@ TENSORFLOW_ONLY = [
     # tf.summary (TensorBoard) and tf.data.
     "tests/test_callbacks.py::test_tensorboard_scalars",
     "tests/test_callbacks.py::test_epochs_of_a_dataset_of_unknown_size",
+    "tests/test_hyperparameters.py::test_dataset_of_unknown_size_gets_epoch_values_every_epoch",
     "tests/test_anytime_files.py::test_validation_errors_name_the_argument",
     "tests/test_schedules.py::test_batches_per_epoch_counts_as_keras",
     # A raw tf.Variable; tf.train.Checkpoint.

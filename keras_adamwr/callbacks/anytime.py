@@ -35,9 +35,11 @@ class AnytimeRecorder(keras.callbacks.Callback):
     (`optimizer.iterations`, which counts weight updates: skipped
     mixed-precision steps and gradient accumulation are accounted for) and
     the schedule's `restart_steps(n)`, never by counting batches. The
-    counter is polled after every `train_function` call (so once per
-    `steps_per_execution` batches) and at each epoch end; a cycle that ended
-    since the last poll is evaluated at that poll. When several cycles ended
+    counter is read at each epoch end, and between `train_function` calls
+    (once per `steps_per_execution` batches) only once the next cycle end
+    may have been reached (a batch makes at most one update), so the fit
+    does not wait for the device at every step; a cycle that ended since
+    the last read is evaluated then. When several cycles ended
     since the last poll, the model is evaluated once and one row is written
     per cycle, all with the same metrics and `evaluated_step`. Cycles that
     end on the same step (sub-step cycles with `t_mul < 1`) give one row.
@@ -79,12 +81,13 @@ class AnytimeRecorder(keras.callbacks.Callback):
     deleted.
 
     `learning_rate`, `eta`, `weight_decay_effective` and `cycle` of the
-    next update are added to every step's logs, as `HyperparameterLogger`
-    does, so `History`, `CSVLogger` and `TensorBoard` see them wherever
-    they are in the callback list. With `verbose=1` each cycle end prints
-    one line, on its own line below Keras' progress bar. On the JAX backend
-    Keras syncs the counter only at epoch ends, so restarts are noticed
-    there.
+    next update are added to every epoch's logs, as `HyperparameterLogger`
+    does (computed in Python from the counter; add
+    `HyperparameterLogger(per_batch=True)` for every step's logs), so
+    `History`, `CSVLogger` and `TensorBoard` see them wherever they are in
+    the callback list. A warning names a schedule built for another number
+    of batches per epoch than `fit` runs. With `verbose=1` each cycle end
+    prints one line, on its own line below Keras' progress bar.
 
     Args:
         validation_data: What `Model.evaluate` takes: `(x, y)`, `(x, y,
