@@ -23,30 +23,28 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
-_common.quiet_tensorflow()
-
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
-import keras_adamwr  # noqa: E402
-from keras_adamwr.version import __version__  # noqa: E402
 
 BATCH, BATCHES, EPOCHS = 4, 64, 8
 TARGET = 1.10
 
 
-class _TimedRecorder(keras_adamwr.AnytimeRecorder):
+def _timed_recorder():
     """AnytimeRecorder that adds the seconds spent in validation to `spent`."""
+    import keras_adamwr
 
-    spent = [0.0, 0]
+    class TimedRecorder(keras_adamwr.AnytimeRecorder):
+        spent = [0.0, 0]
 
-    def _evaluate(self):
-        start = time.perf_counter()
-        try:
-            return super()._evaluate()
-        finally:
-            _TimedRecorder.spent[0] += time.perf_counter() - start
-            _TimedRecorder.spent[1] += 1
+        def _evaluate(self):
+            start = time.perf_counter()
+            try:
+                return super()._evaluate()
+            finally:
+                TimedRecorder.spent[0] += time.perf_counter() - start
+                TimedRecorder.spent[1] += 1
+
+    return TimedRecorder
 
 
 def _data():
@@ -57,6 +55,9 @@ def _data():
 
 
 def _model(t_mul):
+    import keras
+    import keras_adamwr
+
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="relu"),
                               keras.layers.Dense(1)])
@@ -65,6 +66,11 @@ def _model(t_mul):
 
 
 def run(rounds):
+    _common.quiet_tensorflow()
+    import keras_adamwr
+    from keras_adamwr.version import __version__
+
+    _TimedRecorder = _timed_recorder()
     x, y, validation = _data()
     folder = tempfile.mkdtemp(prefix="callbacks_cost_")
     counter = [0]
@@ -75,7 +81,10 @@ def run(rounds):
         if kind == "logger":
             return [keras_adamwr.HyperparameterLogger()]
         if kind == "logger_per_batch":
-            return [keras_adamwr.HyperparameterLogger(per_batch=True)]
+            try:
+                return [keras_adamwr.HyperparameterLogger(per_batch=True)]
+            except TypeError:  # before 0.5: every step's logs, no argument
+                return [keras_adamwr.HyperparameterLogger()]
         counter[0] += 1  # a new folder per fit: a folder holds one run
         return [_TimedRecorder(validation, log_dir=os.path.join(folder, str(counter[0])),
                                verbose=0)]
