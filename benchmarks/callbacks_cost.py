@@ -65,7 +65,7 @@ def _model(t_mul):
     return model
 
 
-def run(rounds):
+def run(rounds, t_muls=(2.0, 1.0006)):
     _common.quiet_tensorflow()
     import keras_adamwr
     from keras_adamwr.version import __version__
@@ -90,7 +90,7 @@ def run(rounds):
                                verbose=0)]
 
     results = {}
-    for t_mul in (2.0, 1.0006):
+    for t_mul in t_muls:
         kinds = ("none", "logger", "logger_per_batch", "recorder")
         models = {kind: _model(t_mul) for kind in kinds}
         for kind, model in models.items():  # trace train (and test) functions
@@ -160,6 +160,9 @@ def section(result):
     for kind, label in NAMES.items():
         cells = []
         for t_mul in ("2.0", "1.0006"):
+            if t_mul not in runs:
+                cells.append("not run")
+                continue
             summary = runs[t_mul]["ratios"][kind]
             cells.append(f"{summary['median']:.3f}x [{summary['q25']:.3f}, "
                          f"{summary['q75']:.3f}]")
@@ -182,8 +185,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds instead of 7")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--t-mul", type=float, action="append",
+                        help="only this t_mul (repeatable; default 2 and 1.0006)")
+    parser.add_argument("--rounds", type=int, help="default: 7, 3 with --quick")
     args = parser.parse_args(argv)
-    result = run(3 if args.quick else 7)
+    result = run(args.rounds or (3 if args.quick else 7), tuple(args.t_mul or (2.0, 1.0006)))
     if args.json:
         _common.write_json(args.json, result)
     print(section(result))
