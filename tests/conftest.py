@@ -67,6 +67,7 @@ TENSORFLOW_ONLY = [
     # tf.summary (TensorBoard) and tf.data.
     "tests/test_callbacks.py::test_tensorboard_scalars",
     "tests/test_callbacks.py::test_epochs_of_a_dataset_of_unknown_size",
+    "tests/test_hyperparameters.py::test_dataset_of_unknown_size_gets_epoch_values_every_epoch",
     "tests/test_anytime_files.py::test_validation_errors_name_the_argument",
     "tests/test_schedules.py::test_batches_per_epoch_counts_as_keras",
     # A raw tf.Variable; tf.train.Checkpoint.
@@ -143,9 +144,6 @@ BACKEND_LIMITS = {
 # Known failures on older Keras: (first Keras without it, test id, reason);
 # xfail(strict=True) below that version.
 KERAS_VERSION_LIMITS = [
-    ((3, 11), "tests/test_callbacks.py::test_steps_per_execution_records_every_crossed_boundary",
-     "Keras 3.10 numbers batches differently with steps_per_execution > 1: "
-     "AnytimeRecorder's evaluated_epoch is off (TODO: fix in callbacks/anytime.py)"),
 ] + [
     ((3, 15), f"tests/test_decoupled.py::{test}[Muon]",
      "Keras 3.10's own Muon fails on TensorFlow (its update_step reads variable.path of "

@@ -230,3 +230,33 @@ def test_resume_from_rows_without_wall_time(tmp_path):
     _fit(model, [resumed], epochs=5, initial_epoch=2)
     assert [row["step"] for row in resumed.records] == [4, 12, 28]
     assert resumed.records[2]["wall_time"] > 0
+
+
+# Issue 16: anytime-run.json grows by appends, not whole rewrites.
+
+def test_run_file_appends_a_checkpoint_without_rewriting(tmp_path, monkeypatch):
+    from keras_adamwr.callbacks import _anytime_run
+
+    writes = []
+    original = _anytime_run.write_atomic
+    monkeypatch.setattr(_anytime_run, "write_atomic",
+                        lambda path, data: writes.append(path) or original(path, data))
+    model = _model(keras_adamwr.AdamWR(1e-2, first_cycle_steps=4))
+    recorder = AnytimeRecorder(VALIDATION, log_dir=str(tmp_path), verbose=0)
+    _fit(model, [recorder], epochs=8)
+    run = _anytime_run.read_run(str(tmp_path / "anytime-run.json"))
+    assert [step for step, _ in run["checkpoints"]] == [4, 6, 12, 18, 24, 28, 30, 36, 42, 48]
+    assert len(writes) == 1  # the claim; 0.4.0 rewrote the file for each of them
+    assert _strict_load(tmp_path / "anytime-run.json") == run
+
+    # A crash inside an append leaves a cut line: dropped, and the run resumes.
+    path = tmp_path / "anytime-run.json"
+    data = path.read_bytes()
+    path.write_bytes(data[:-4] + b',\n[54, "0a1')
+    cut = _anytime_run.read_run(str(path))
+    assert cut["checkpoints"] == run["checkpoints"] and cut["run_id"] == run["run_id"]
+    _fit(model, [AnytimeRecorder(VALIDATION, log_dir=str(tmp_path), verbose=0)], epochs=1)
+    resumed = _anytime_run.read_run(str(path))
+    assert resumed["run_id"] == run["run_id"]
+    assert resumed["checkpoints"][:len(run["checkpoints"])] == run["checkpoints"]
+    assert [step for step, _ in resumed["checkpoints"][-2:]] == [48, 54]

@@ -47,7 +47,10 @@ def _fit(model, callbacks, epochs, samples=96, **kwargs):
 
 
 def _rate(schedule, step):
-    return float(schedule(step))
+    # The callbacks compute rates in Python (float64) from the restart table;
+    # the schedule's tensor is float32: equal to float32 rounding (near the
+    # floor `1 + cos` cancels in float32: abs).
+    return pytest.approx(float(schedule(step)), rel=1e-6, abs=1e-9)
 
 
 def _column(records, name):
@@ -201,9 +204,9 @@ def test_keras_optimizer_with_restart_schedule():
     rows = recorder.records
     assert _column(rows, "step") == schedule.restart_steps(2) == [6, 14]
     for row in rows:
-        rate = _rate(schedule, row["step"] - 1)
-        assert row["learning_rate"] == rate
-        assert row["weight_decay_effective"] == 0.01 * rate
+        rate = float(schedule(row["step"] - 1))
+        assert row["learning_rate"] == _rate(schedule, row["step"] - 1)
+        assert row["weight_decay_effective"] == pytest.approx(0.01 * row["learning_rate"])
         assert row["eta"] == schedule.multiplier(row["step"] - 1)
 
 
@@ -519,3 +522,48 @@ def test_resume_from_a_save_mid_epoch_warns_and_continues(tmp_path):
              epochs=6)
     assert _column(second.records, "step") == [4, 12, 28]
     assert second.records[:2] == first.records
+
+
+# Issue 16: no counter read, tensor evaluation or batch hook per step.
+
+def test_counter_read_only_near_cycle_ends_and_rows_unchanged(tmp_path, monkeypatch):
+    reads = []
+    original = AnytimeRecorder._step
+    monkeypatch.setattr(AnytimeRecorder, "_step",
+                        lambda self: reads.append(1) or original(self))
+    # Cycle ends at 4, 12, 28 (mid-epoch, 6 batches per epoch) and 60, the
+    # end of the fit.
+    optimizer = keras_adamwr.AdamWR(1e-2, first_cycle_steps=4, normalized_weight_decay=0.025)
+    recorder = AnytimeRecorder(VALIDATION, log_dir=str(tmp_path), verbose=0)
+    history = _fit(_model(optimizer), [recorder], epochs=10)
+    rows = recorder.records
+    assert _column(rows, "step") == [4, 12, 28, 60] == _column(rows, "evaluated_step")
+    assert _column(rows, "evaluated_epoch") == [4 / 6, 2.0, 28 / 6, 10.0]
+    # 0.4.0 read the counter after every one of the 60 steps.
+    assert len(reads) <= 10 + 2 + 3
+    assert type(recorder).on_train_batch_end is keras.callbacks.Callback.on_train_batch_end
+    schedule = optimizer.schedule
+    for row in rows:  # as 0.4.0 computed them, from the optimizer's tensors
+        step = row["step"] - 1
+        rate = float(schedule(step))
+        assert row["learning_rate"] == pytest.approx(rate, rel=1e-6, abs=1e-9)
+        assert row["weight_decay_effective"] == pytest.approx(float(
+            optimizer.decay_coefficient(learning_rate=rate, step=step)), rel=1e-5, abs=1e-10)
+        assert row["eta"] == schedule.multiplier(step)
+    _assert_files_match(str(tmp_path), rows)
+    # Epoch logs: the next update's values (one counter read per epoch).
+    steps = [6 * (epoch + 1) for epoch in range(10)]
+    assert history.history["learning_rate"] == [_rate(schedule, s) for s in steps]
+    assert history.history["cycle"] == [schedule.cycle_index(s) for s in steps]
+
+
+def test_skipped_updates_near_a_cycle_end_still_give_exact_rows(monkeypatch):
+    # The bound "one update per batch" overestimates when updates are
+    # skipped (accumulation here): the counter is read until the end is
+    # really crossed, and the row is exact.
+    optimizer = keras_adamwr.AdamWR(1e-2, first_cycle_steps=3, t_mul=2.0,
+                                    gradient_accumulation_steps=2)
+    recorder = AnytimeRecorder(VALIDATION, verbose=0)
+    _fit(_model(optimizer), [recorder], epochs=6, samples=128)
+    assert _column(recorder.records, "evaluated_step") == [3, 9, 21]
+    assert _column(recorder.records, "evaluated_epoch") == [0.75, 2.25, 5.25]

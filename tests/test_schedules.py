@@ -337,3 +337,28 @@ def test_exact_fallback_decides_where_the_interval_cannot(monkeypatch, t_mul):
     cycles.extend(40)
     assert len(calls) > 5
     assert cycles.starts[1:] == reference.restart_reference(39, 7, t_mul)
+
+
+def test_restart_steps_far_past_the_int64_counter_return_fast(monkeypatch):
+    # Issue 16: t_mul=1.0006 took 1.1 s at n=180,000 and hung at 200,000:
+    # past ~2**96 the table's intervals straddled integers at every cycle
+    # and each took the exact closed form (t**i as a fraction, ~1 s).
+    from keras_adamwr.schedules import _cycle_table
+
+    calls = []
+    original = _cycle_table.CycleStarts._exact_start
+    monkeypatch.setattr(_cycle_table.CycleStarts, "_exact_start",
+                        lambda self, i: calls.append(i) or original(self, i))
+    cycles = _cycle_table.CycleStarts(64, 1.0006)
+    cycles.extend(200_001)
+    assert len(calls) <= 2
+    assert cycles.starts[-1].bit_length() > 180
+    t = Fraction(1.0006)
+    for index in (92_000, 150_000):  # past the first precision increase
+        exact = 64 * (t**index - 1) / (t - 1)
+        assert cycles.starts[index] == math.ceil(exact)
+        assert cycles.offsets[index] == pytest.approx(
+            float(math.ceil(exact) - exact), abs=1e-9)
+    schedule = CosineWarmRestarts(1e-3, first_cycle_steps=64, t_mul=1.0006)
+    ends = schedule.restart_steps(200_000)
+    assert ends == cycles.starts[1:200_001]

@@ -4,7 +4,11 @@ Each folder (`log_dir`, `snapshot_dir`) holds `anytime-run.json`: a run id
 and the checkpoints of that run, `[step, fingerprint]` at every epoch end
 and at the end of `fit` (the points where `BackupAndRestore`,
 `ModelCheckpoint` and `model.save` usually save). The fingerprint is a
-CRC-32 of all model weights (also taken at every cycle end). A `fit`
+CRC-32 of all model weights (also taken at every cycle end). The file
+holds one checkpoint per line and a checkpoint is appended in place (the
+closing `]}` overwritten, then synced), so it costs the same at any
+length; a last line cut short by a crash is dropped when it is read. A
+`fit`
 that finds results in a folder continues them only at a step > 0, and
 never against the evidence: where the run recorded a checkpoint at that
 step, the weights must match it; where it recorded none, the fit is
@@ -20,10 +24,10 @@ import zlib
 
 import numpy as np
 
-from keras_adamwr.callbacks._anytime_files import read_json
 from keras_adamwr.callbacks._anytime_files import write_atomic
 
 RUN_FILE = "anytime-run.json"
+_TAIL = b"\n]}\n"
 
 
 def fingerprint(model):
@@ -49,7 +53,7 @@ class RunLedger:
         snapshots); `later`: whether some of them lie past `step` (a
         resume drops those, so it must be proven the same run).
         """
-        runs = {name: read_json(os.path.join(self.folders[name], RUN_FILE))
+        runs = {name: read_run(os.path.join(self.folders[name], RUN_FILE))
                 for name in occupied}
         for name in occupied:
             if step == 0:
@@ -94,14 +98,21 @@ class RunLedger:
         if self.run_id is None or (self.checkpoints and self.checkpoints[-1] == entry):
             return
         self.checkpoints.append(entry)
-        self._write()
+        line = json.dumps(list(entry)).encode()
+        for folder in self.folders.values():
+            if not _append(os.path.join(folder, RUN_FILE), line,
+                           len(self.checkpoints) == 1):
+                self._write()  # not the layout written by `_write`
+                return
 
     def _write(self):
-        data = {"run_id": self.run_id,
-                "checkpoints": [list(entry) for entry in self.checkpoints]}
+        head = json.dumps({"run_id": self.run_id})[:-1].encode()
+        lines = b",\n".join(json.dumps(list(entry)).encode()
+                             for entry in self.checkpoints)
+        data = head + b', "checkpoints": [\n' + lines + _TAIL
         for path in self.folders.values():
             os.makedirs(path, exist_ok=True)
-            write_atomic(os.path.join(path, RUN_FILE), _dumps(data))
+            write_atomic(os.path.join(path, RUN_FILE), data)
 
     def _foreign(self, name, run, why):
         folder = self.folders[name]
@@ -114,5 +125,54 @@ class RunLedger:
                 f"there. Received: {name}={folder!r}")
 
 
-def _dumps(data):
-    return (json.dumps(data) + "\n").encode()
+def _append(path, line, first):
+    """Appends one checkpoint line in place; False if the file is not in
+    the layout `_write` makes."""
+    try:
+        with open(path, "r+b") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(size - len(_TAIL), 0))
+            if size < len(_TAIL) or file.read() != _TAIL:
+                return False
+            file.seek(size - len(_TAIL))
+            file.write((b"\n" if first else b",\n") + line + _TAIL)
+            file.flush()
+            os.fsync(file.fileno())
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def read_run(path):
+    """The run file's `{"run_id", "checkpoints"}`, or None if absent; a last
+    checkpoint line cut short by a crash is dropped; a clear error if bad."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError as error:
+        problem = error
+    lines = data.split(b"\n")
+    entries = []
+    try:
+        head = json.loads(lines[0] + b"]}")
+        for number, line in enumerate(lines[1:], 1):
+            line = line.rstrip(b",")
+            if line in (b"]}", b""):
+                continue
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                if any(rest.strip() not in (b"", b"]}") for rest in lines[number + 1:]):
+                    raise
+                break  # the line being appended when a crash came
+    except ValueError:
+        raise ValueError(f"{path} is not valid JSON ({problem}). Move it away "
+                         "or use another folder.") from None
+    if not isinstance(head, dict):
+        raise ValueError(f"{path} is not a run file. Move it away or use "
+                         "another folder.")
+    return {**head, "checkpoints": entries}

@@ -35,9 +35,11 @@ class AnytimeRecorder(keras.callbacks.Callback):
     (`optimizer.iterations`, which counts weight updates: skipped
     mixed-precision steps and gradient accumulation are accounted for) and
     the schedule's `restart_steps(n)`, never by counting batches. The
-    counter is polled after every `train_function` call (so once per
-    `steps_per_execution` batches) and at each epoch end; a cycle that ended
-    since the last poll is evaluated at that poll. When several cycles ended
+    counter is read at each epoch end, and between `train_function` calls
+    (once per `steps_per_execution` batches) only once the next cycle end
+    may have been reached (a batch makes at most one update), so the fit
+    does not wait for the device at every step; a cycle that ended since
+    the last read is evaluated then. When several cycles ended
     since the last poll, the model is evaluated once and one row is written
     per cycle, all with the same metrics and `evaluated_step`. Cycles that
     end on the same step (sub-step cycles with `t_mul < 1`) give one row.
@@ -79,12 +81,13 @@ class AnytimeRecorder(keras.callbacks.Callback):
     deleted.
 
     `learning_rate`, `eta`, `weight_decay_effective` and `cycle` of the
-    next update are added to every step's logs, as `HyperparameterLogger`
-    does, so `History`, `CSVLogger` and `TensorBoard` see them wherever
-    they are in the callback list. With `verbose=1` each cycle end prints
-    one line, on its own line below Keras' progress bar. On the JAX backend
-    Keras syncs the counter only at epoch ends, so restarts are noticed
-    there.
+    next update are added to every epoch's logs, as `HyperparameterLogger`
+    does (computed in Python from the counter; add
+    `HyperparameterLogger(per_batch=True)` for every step's logs), so
+    `History`, `CSVLogger` and `TensorBoard` see them wherever they are in
+    the callback list. A warning names a schedule built for another number
+    of batches per epoch than `fit` runs. With `verbose=1` each cycle end
+    prints one line, on its own line below Keras' progress bar.
 
     Args:
         validation_data: What `Model.evaluate` takes: `(x, y)`, `(x, y,
@@ -185,7 +188,7 @@ class AnytimeRecorder(keras.callbacks.Callback):
                 f"{self._accumulation} with optimizer {optimizer.name!r}")
         self._lock.acquire()  # one fit per folder (see _anytime_lock.py)
         self._resumed = False
-        self._hooked = hyperparameters.install(self.model)
+        self._hooked = hyperparameters.install(self.model, self.params)
 
     def _resume(self):
         """Picks up where the optimizer's counter is; runs when the first
@@ -240,22 +243,47 @@ class AnytimeRecorder(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._last_batch, self._bar_drawn = epoch, -1, False
+        hyperparameters.epoch_begin(self.model)
         if not self._resumed:
             self._resume()
             self._epoch, self._last_batch = epoch, -1
+        self._begin, self._known_batch = None, 0  # `_last_step` is read here
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._last_batch = batch
-        self._poll()
-        self._bar_drawn = True  # Keras' progress bar draws after this call
+    def on_train_batch_begin(self, batch, logs=None):
+        # Polled here, after the previous `train_function` call (its batches
+        # end at `batch - 1`), not in `on_train_batch_end`: overriding that
+        # hook would make Keras sync every step's logs. The counter is read
+        # only once it may have reached the next cycle end: each batch makes
+        # at most one weight update.
+        hyperparameters.batch_begin(self.model, batch)
+        self._begin = batch
+        if batch <= 0:
+            return
+        self._last_batch, self._bar_drawn = batch - 1, True
+        reach = self._last_step + batch - self._known_batch
+        if self._next < len(self._ends) and self._ends[self._next] <= reach:
+            self._poll()
+            self._known_batch = batch
+        elif self._complete is False and self._ends and self._ends[-1] <= reach:
+            self._poll()  # the table must grow first
+            self._known_batch = batch
 
     def on_epoch_end(self, epoch, logs=None):
+        last = hyperparameters.last_call_begin(self.model)
+        if last >= 0:  # the end of the epoch's last completed call
+            spe = getattr(self.model, "steps_per_execution", 1) or 1
+            steps = self.params.get("steps")
+            self._last_batch, self._bar_drawn = last + spe - 1, True
+            if steps:
+                self._last_batch = min(self._last_batch, steps - 1)
         if self._batches is None and self._last_batch >= 0 and not self.model.stop_training:
             self._batches = self._last_batch + 1
         self._poll()
         self._ledger.checkpoint(self._last_step, self.model)
-        # learning_rate, eta, weight_decay_effective and cycle are in `logs`
-        # already: `hyperparameters.install` adds them to every step's logs.
+        # learning_rate, eta, weight_decay_effective and cycle of the next
+        # update, from the counter just read (the epoch's last step logs
+        # carry them already when the batch count is known).
+        hyperparameters.epoch_end(self.model, logs, self._last_step)
 
     def on_train_end(self, logs=None):
         if self._hooked:
@@ -328,15 +356,17 @@ class AnytimeRecorder(keras.callbacks.Callback):
         return step * self._accumulation / self._batches if self._batches else None
 
     def _rates(self, step):
-        """Rate, `eta` and decay factor of the update made at counter `step`."""
-        rate = float(self._schedule(step))
+        """Rate, `eta` and decay factor of the update made at counter `step`
+        (in plain Python from the restart table: no tensor is evaluated)."""
+        rate = hyperparameters.schedule_rate(self._schedule, step)
         if callable(getattr(self._schedule, "multiplier", None)):
             eta = float(self._schedule.multiplier(step))
         else:
             base = getattr(self._optimizer, "base_learning_rate", None)
             eta = rate / base if base else None
         if isinstance(self._optimizer, DecoupledWeightDecay):
-            decay = float(self._optimizer.decay_coefficient(learning_rate=rate, step=step))
+            decay = hyperparameters.decay_coefficient(
+                self._optimizer, step, rate, hyperparameters.scale_of(self._optimizer))
         else:
             weight_decay = getattr(self._optimizer, "weight_decay", None)
             decay = (float(weight_decay) * rate

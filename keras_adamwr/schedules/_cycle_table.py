@@ -11,6 +11,9 @@ straddles an integer (S_i is an integer, or within 2**-90 of one), `S_i` is
 computed as an exact fraction from its closed form instead. Each cycle
 costs a few multiplications of ~250-bit integers, so 100,000 cycles take a
 fraction of a second (the exact fraction of every S_i would cost O(i**2)).
+Past ~2**96 steps (beyond any int64 counter; `restart_steps(n)` goes
+there) more fraction bits are carried, so that the intervals stay narrow
+and the cost per cycle stays that of a few multiplications.
 """
 
 import functools
@@ -38,6 +41,7 @@ class CycleStarts:
         self._p, self._shift = p, q.bit_length() - 1  # q is a power of 2
         length = first_cycle_steps << _FRACTION_BITS
         self._state = [0, 0, length, length]  # S lo, S hi, T_i lo, T_i hi
+        self._bits = _FRACTION_BITS  # fraction bits of the state, see `extend`
         self.starts, self.offsets, self.lengths = [], [], []
 
     def _exact_start(self, index):
@@ -48,27 +52,57 @@ class CycleStarts:
         """Computes cycles until `count` of them are known."""
         p, shift = self._p, self._shift
         s_lo, s_hi, l_lo, l_hi = self._state
-        one = 1 << _FRACTION_BITS
+        bits = self._bits
+        one = 1 << bits
         while len(self.starts) < count:
             index = len(self.starts)
-            start = -((-s_lo) >> _FRACTION_BITS)
-            if start != -((-s_hi) >> _FRACTION_BITS):
+            whole = s_hi.bit_length() - bits  # bits of the integer part
+            if whole > 96 and whole > bits - 96:
+                # Past ~2**96 steps (never for an int64 counter) the
+                # rounding of `bits` fraction bits, scaled by the integer
+                # part, would make intervals straddle integers and every
+                # cycle take the slow exact form: carry more fraction bits.
+                # T_i is recomputed at the new precision (its interval's
+                # relative width would otherwise carry over).
+                s_lo, s_hi = s_lo << _FRACTION_BITS, s_hi << _FRACTION_BITS
+                bits += _FRACTION_BITS
+                one = 1 << bits
+                l_lo, l_hi = _power_bounds(p, shift, index, bits)
+                l_lo, l_hi = l_lo * self.first_cycle_steps, l_hi * self.first_cycle_steps
+            start = -((-s_lo) >> bits)
+            if start != -((-s_hi) >> bits):
                 exact = self._exact_start(index)
                 start = math.ceil(exact)
                 offset = float(start - exact)
             else:
-                offset = ((start << _FRACTION_BITS) - s_lo) / one
+                offset = ((start << bits) - s_lo) / one
             self.starts.append(start)
             self.offsets.append(offset)
             self.lengths.append(l_lo / one)
             s_lo, s_hi = s_lo + l_lo, s_hi + l_hi
             l_lo, l_hi = (l_lo * p) >> shift, -((-l_hi * p) >> shift)
         self._state = [s_lo, s_hi, l_lo, l_hi]
+        self._bits = bits
 
     def extend_past(self, step, limit):
         """Computes cycles until one starts past `step`, at most `limit`."""
         while (not self.starts or self.starts[-1] <= step) and len(self.starts) < limit:
             self.extend(min(limit, max(16, 2 * len(self.starts))))
+
+
+def _power_bounds(p, shift, n, bits):
+    """Integers `lo <= 2**bits * (p / 2**shift)**n <= hi`, by squaring with
+    rounding down for `lo` and up for `hi` (`bits >= shift`)."""
+    lo = hi = 1 << bits
+    base_lo = base_hi = p << (bits - shift)
+    while n:
+        if n & 1:
+            lo, hi = (lo * base_lo) >> bits, -((-hi * base_hi) >> bits)
+        n >>= 1
+        if n:
+            base_lo = (base_lo * base_lo) >> bits
+            base_hi = -((-base_hi * base_hi) >> bits)
+    return lo, hi
 
 
 @functools.lru_cache(maxsize=64)
