@@ -1,3 +1,3 @@
 """The one version string of keras_adamwr."""
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
