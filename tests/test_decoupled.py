@@ -452,7 +452,7 @@ def test_anytime_recorder_works_unchanged():
     for row in rows:
         last = row["step"] - 1
         assert row["weight_decay_effective"] == pytest.approx(
-            float(optimizer.decay_coefficient(step=last)), rel=1e-6)
+            float(optimizer.decay_coefficient(step=last)), rel=1e-5)  # float32
         assert row["weight_decay_effective"] > 0
 
 

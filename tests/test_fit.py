@@ -104,9 +104,10 @@ def test_constant_schedule_equals_float_learning_rate():
 
 
 def test_excluded_variables_untouched_by_decay():
-    # Decay factor 1 with a negligible rate: decayed kernels drop to ~0 in
-    # one step, the excluded biases and batch-norm parameters stay put.
-    model = _fit(keras_adamwr.SGDW(1e-12, weight_decay=1.0, momentum=0.0,
+    # Decay factor 1 - 1e-6 (1 itself is refused: it zeroes the weights)
+    # with a negligible rate: decayed kernels drop to ~0 in two steps, the
+    # excluded biases and batch-norm parameters stay put.
+    model = _fit(keras_adamwr.SGDW(1e-12, weight_decay=1 - 1e-6, momentum=0.0,
                                    exclude_from_weight_decay=["bias", "gamma", "beta"]),
                  epochs=1)
     values = {v.path.split("/")[-1] + str(i): v.numpy()
