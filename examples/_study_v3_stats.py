@@ -24,7 +24,8 @@ def fit_valley(x, y, half_width=2):
     A quadratic a*x**2 + b*x + c is fitted by least squares to the lowest
     point and up to `half_width` points on each side; x_star = -b / (2a),
     clamped to the fitted points' range. If a <= 0 (no valley) or fewer than
-    3 points, x_star is the lowest point's x and ok is False.
+    3 points, x_star is the lowest point's x. ok is False then, and also
+    where the lowest point is the row's first or last (no interior optimum).
     """
     x = np.asarray(x, float)
     y = np.asarray(y, float)
@@ -36,9 +37,10 @@ def fit_valley(x, y, half_width=2):
     if len(xs) < 3:
         return float(x[best]), float("nan"), False
     a, b, _ = np.polyfit(xs, ys, 2)
-    if a <= 0:
+    if a <= 1e-12:
         return float(x[best]), float(a), False
-    return float(np.clip(-b / (2 * a), xs[0], xs[-1])), float(a), True
+    interior = 0 < best < len(x) - 1
+    return float(np.clip(-b / (2 * a), xs[0], xs[-1])), float(a), interior
 
 
 def ols_slope(x, y):

@@ -1,0 +1,306 @@
+"""Study v3 (examples/study_v3.py): plan, statistics, verdicts, report.
+
+The statistics are checked on constructed data whose answer is known (a
+valley slope put in is recovered; noise put in is measured); the report is
+built from a constructed complete study (no training). The `--quick` run is
+in test_quick_run (tiny real training on synthetic data).
+"""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+sys.path.insert(0, EXAMPLES)
+
+import _study_v3_stats as stats  # noqa: E402
+import study_v3 as study  # noqa: E402
+
+FULL = dict(study.FULL, threads=1)
+
+
+# -- statistics on constructed data ----------------------------------------
+def test_fit_valley_recovers_the_minimum_of_a_quadratic():
+    x = np.arange(-3, 4) * 0.5
+    x_star, a, ok = stats.fit_valley(x, 0.02 * (x - 0.37) ** 2 + 0.4)
+    assert ok and a == pytest.approx(0.02)
+    assert x_star == pytest.approx(0.37)
+
+
+def test_fit_valley_without_a_valley_takes_the_lowest_cell():
+    x = np.arange(5.0)
+    x_star, _, ok = stats.fit_valley(x, 0.5 - 0.01 * x)  # falls to the edge
+    assert not ok and x_star == 4.0
+
+
+def test_fit_valley_uses_only_cells_near_the_lowest():
+    # a cliff far from the valley must not bend the fit
+    x = np.arange(-3, 5) * 0.5
+    y = 0.02 * (x - 0.1) ** 2 + 0.4
+    y[-1] = 0.9  # divergence at the largest decay
+    assert stats.fit_valley(x, y)[0] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("slope", [-1.0, 0.0, 0.6])
+def test_a_known_valley_slope_is_recovered(slope):
+    cells = np.arange(-3, 4) * 0.5
+    rows = [(x, cells, 0.03 * (cells - slope * x) ** 2 + 0.45)
+            for x in np.log10([0.25, 0.5, 1, 2, 4])]
+    est, valleys = stats.valley_slope(rows)
+    assert est == pytest.approx(slope, abs=1e-6)
+    assert valleys[2] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bootstrap_interval_covers_the_true_slope_and_widens_with_noise():
+    rng = np.random.default_rng(3)
+    cells = np.arange(-3, 4) * 0.5
+    rows = [(x, cells, 0.03 * (cells + x) ** 2 + 0.45
+             + rng.normal(0, 0.002, 7)) for x in np.log10([0.25, 0.5, 1, 2, 4])]
+    est, _ = stats.valley_slope(rows)
+    small = stats.bootstrap_slope(rows, 0.001, 300)
+    large = stats.bootstrap_slope(rows, 0.006, 300)
+    ci, median = stats.interval(est, large)
+    assert ci[0] < -1 < ci[1]
+    assert ci[0] < est < ci[1]
+    assert np.std(large) > 2 * np.std(small)
+
+
+def test_pair_noise_separates_row_shifts_from_cell_noise():
+    rng = np.random.default_rng(0)
+    pairs = []
+    for shift in (0.03, -0.02, 0.05, 0.0, -0.04, 0.01) * 5:
+        e0 = rng.normal(0, 0.004, 5)
+        e1 = rng.normal(0, 0.004, 5) + shift
+        pairs.append(list(zip(e0, e1)))
+    s_ind, s_tot = stats.pair_noise(pairs)
+    assert s_ind == pytest.approx(0.004, rel=0.2)
+    assert s_tot > 3 * s_ind
+
+
+def test_paired_t_matches_a_hand_computation():
+    d = [0.01, 0.02, 0.03, 0.02]
+    mean, (lo, hi), t = stats.paired_t(d)
+    se = np.std(d, ddof=1) / 2
+    assert mean == pytest.approx(0.02)
+    assert t == pytest.approx(0.02 / se)
+    assert hi - mean == pytest.approx(2.353363 * se, rel=1e-4)  # t_0.95(3)
+    assert lo == pytest.approx(2 * mean - hi)
+
+
+def test_t_quantile_against_known_values():
+    assert stats.t_quantile(0.95, 1) == pytest.approx(6.313752, rel=1e-5)
+    assert stats.t_quantile(0.95, 7) == pytest.approx(1.894579, rel=1e-5)
+    assert stats.t_quantile(0.975, 30) == pytest.approx(2.042272, rel=1e-5)
+
+
+def test_slope_power_shrinks_with_noise_and_grows_with_flatness():
+    rx = np.log10([0.25, 0.5, 1, 2, 4])
+    quiet = stats.slope_power(0.001, 0.03, rx, n_sim=200)
+    noisy = stats.slope_power(0.004, 0.03, rx, n_sim=200)
+    flat = stats.slope_power(0.004, 0.01, rx, n_sim=200)
+    assert quiet < noisy < flat
+    assert stats.slope_power(0.0, 0.03, rx, n_sim=20) == pytest.approx(
+        0.0, abs=1e-9)
+    assert stats.detectable_difference(0.1, 0.1) == pytest.approx(
+        (1.644854 + 0.841621) * math.sqrt(0.02), rel=1e-5)
+
+
+# -- verdict rules (docs/study_v3_protocol.md) -----------------------------
+@pytest.mark.parametrize("diff, adamw, expected", [
+    ((0.4, 1.6), (-0.2, 0.1), "reproduces"),
+    ((0.4, 1.6), (0.2, 0.5), "partly"),
+    ((-0.9, -0.2), (-0.2, 0.1), "significantly the opposite"),
+    ((-0.3, 0.4), (-0.2, 0.1), "does not reproduce"),
+    ((-0.3, 1.2), (-0.2, 0.1), "inconclusive"),
+])
+def test_claim1_rule(diff, adamw, expected):
+    assert stats.verdict_claim1(diff, adamw) == expected
+
+
+@pytest.mark.parametrize("test, val, expected", [
+    ((-0.02, -0.01), (-0.02, -0.005), "reproduces"),
+    ((-0.02, -0.01), (-0.02, 0.005), "partly"),
+    ((-0.01, 0.01), (-0.02, -0.005), "partly"),
+    ((0.003, 0.012), (-0.02, 0.005), "significantly the opposite"),
+    ((-0.004, 0.004), (-0.01, 0.01), "does not reproduce"),
+    ((-0.02, 0.01), (-0.01, 0.01), "inconclusive"),
+])
+def test_claim2_rule(test, val, expected):
+    assert stats.verdict_claim2(test, val) == expected
+
+
+@pytest.mark.parametrize("ci, expected", [
+    ((-0.2, 0.3), "reproduces"),
+    ((-0.2, 0.7), "inconclusive"),
+    ((0.05, 0.2), "partly"),
+    ((0.3, 0.8), "significantly the opposite"),
+    ((0.27, 0.45), "significantly the opposite"),
+    ((-0.9, -0.4), "does not reproduce"),
+])
+def test_claim3_rule(ci, expected):
+    assert stats.verdict_claim3(ci) == expected
+
+
+@pytest.mark.parametrize("deltas, expected", [
+    ([0.001, -0.01, 0.004], "reproduces"),
+    ([0.001, 0.02, 0.03], "partly"),
+    ([0.02, 0.011, 0.012], "does not reproduce"),
+    ([0.05, 0.04, 0.06], "significantly the opposite"),
+    ([0.001], "inconclusive"),
+])
+def test_claim4_rule(deltas, expected):
+    assert stats.verdict_claim4(deltas, 0.01) == expected
+
+
+# -- the plan ---------------------------------------------------------------
+def _simulate(settings, surface, limit=None):
+    """Run the plan to the end with `surface(spec) -> (train, val, test)`
+    instead of training; return the rows as `read_rows` gives them."""
+    rows = []
+    while limit is None or len(rows) < limit:
+        todo = study.pending(rows, settings)
+        if not todo:
+            break
+        s = todo[0]
+        tr, va, te = surface(s)
+        n = s["epochs"]
+        curve = [0.1 * (n - k) / n for k in range(1, n + 1)]
+        row = dict(
+            key=study.run_key(s, settings), phase=s["phase"],
+            optimizer=s["optimizer"], lr=s["lr"], decay=s["decay"],
+            decay_kind="l2" if s["optimizer"] in study.L2 else "normalized",
+            raw_lambda=s["decay"], epochs=n,
+            steps=n * study.steps_per_epoch(settings), schedule="cosine",
+            batch_size=settings["batch_size"], seed=s["seed"],
+            data=settings["data"], train_examples=settings["train_examples"],
+            val_examples=settings["val_examples"],
+            test_examples=settings["test_examples"],
+            train_eval_examples=settings["train_eval_examples"],
+            model="mlp_768-512-512-10", parameters=661514,
+            eval_epochs=[float(k) for k in range(1, n + 1)],
+            train_errors=[tr + c for c in curve],
+            val_errors=[va + c for c in curve],
+            test_errors=[te + c for c in curve], final_train_error=tr,
+            final_val_error=va, final_test_error=te, final_train_loss=1.0,
+            wall_seconds=10.0, cpu_seconds=5.0, images_per_second=1.0,
+            code_commit="x", keras_adamwr_version="0.4.0",
+            keras_version="3", backend="tensorflow", backend_version="2",
+            python="3", hardware="cpu", threads="1", date="d")
+        rows.append(row)
+    return rows
+
+
+def paper_surface(settings, noise=0.0, seed=0, coupling=-1.0):
+    """Validation error with the paper's shape: the best L2 decay falls as
+    1/lr (slope -1), the best lambda_norm does not move with lr or budget;
+    AdamW 1 point better than Adam+L2."""
+    rng = np.random.default_rng(seed)
+
+    def surface(s):
+        opt = study.RESTARTS.get(s["optimizer"], s["optimizer"])
+        fam = study.family(opt)
+        x_lr = math.log10(s["lr"] / settings["lr_center"][fam])
+        x_d = math.log10(s["decay"] / settings["decay_center"][opt])
+        best = coupling * x_lr if opt in study.L2 else 0.0
+        base = 0.44 if opt in study.L2 else 0.43
+        val = base + 0.03 * (x_d - best) ** 2 + 0.01 * x_lr ** 2 \
+            + rng.normal(0, noise)
+        return val - 0.1, val, val + 0.002
+    return surface
+
+
+def test_plan_runs_the_phases_in_order_and_extends_edges():
+    rows = _simulate(FULL, paper_surface(FULL, coupling=-3.0))
+    phases = [r["phase"] for r in rows]
+    assert phases[:140] == ["grid"] * 140
+    assert [r["seed"] for r in rows[:70]] == [0] * 70
+    assert {r["optimizer"] for r in rows[:140]} == {"adam_l2", "adamw"}
+    assert phases.index("restart") > phases.index("budget")
+    # Adam+L2's best decay moves 3.6 decades over the rates: rows extend
+    ext = [r for r in rows if r["optimizer"] == "adam_l2" and r["seed"] == 0
+           and r["epochs"] == 8 and study.decay_index(
+               FULL, "adam_l2", r["decay"]) not in range(-3, 4)]
+    assert ext
+    runs, epochs = study.planned_counts(FULL)
+    assert runs == 328 and epochs == 4128
+    assert abs(len(rows) - runs) < 40
+    budgets = {r["epochs"] for r in rows if r["phase"] == "budget"}
+    assert budgets == {24, 120}
+    assert max(FULL["budgets"]) * 1.0 / min(FULL["budgets"]) >= 15
+    assert min(r["steps"] for r in rows) >= 2000
+
+
+def test_selection_uses_validation_not_test():
+    def surface(s):
+        val = 0.4 + 0.01 * abs(math.log10(s["decay"]) + 1.5)
+        return 0.3, val, 0.9 - val  # test prefers the opposite cell
+    rows = _simulate(FULL, surface, limit=140)
+    cell = study.selected_cell(rows, FULL, "adamw", (0, 1))
+    assert cell[1] == 0.03  # the cell nearest 10**-1.5; test would pick 0.95
+
+
+# -- the report on a constructed complete study -----------------------------
+def test_report_recovers_the_paper_shape_and_writes_the_region(tmp_path):
+    import _study_v3_report as report
+
+    rows = _simulate(FULL, paper_surface(FULL, noise=0.001, seed=1))
+    result = report.analyse(rows, FULL)
+    adam = result["c1"]["adamw"]
+    assert adam["adam_l2"]["estimate"] == pytest.approx(-1.0, abs=0.15)
+    assert adam["adamw"]["estimate"] == pytest.approx(0.0, abs=0.15)
+    assert adam["verdict"] == "reproduces"
+    assert result["c2"]["verdict"] == "reproduces"
+    assert result["c3"]["verdict"] == "reproduces"
+    page = tmp_path / "reproduction.md"
+    page.write_text("# Reproducing the paper's claims\n\nIntro.\n\n"
+                    "## Earlier study\n\n<!-- study-v2:begin -->\nold\n"
+                    "<!-- study-v2:end -->\n")
+    report.write_section(rows, FULL, str(page), str(tmp_path / "img"))
+    text = page.read_text()
+    assert text.index("Intro.") < text.index(report.BEGIN) \
+        < text.index(report.END) < text.index("## Earlier study")
+    assert "provisional" not in text and "Status | complete" in text
+    assert report.PREREG_COMMIT[:12] in text
+    # a second run replaces the region, never duplicates it
+    report.write_section(rows[:100], FULL, str(page), str(tmp_path / "img"))
+    text = page.read_text()
+    assert text.count(report.BEGIN) == 1 and "old" in text
+    assert "provisional" in text and "100 of about 328" in text
+    for name in ("grid", "valleys", "curves", "budgets", "anytime", "seeds"):
+        assert (tmp_path / "img" / f"study_v3_{name}.png").stat().st_size > 0
+
+
+def test_report_finds_no_separation_when_both_are_diagonal():
+    import _study_v3_report as report
+
+    base = paper_surface(FULL, noise=0.001, seed=2)
+
+    def surface(s):  # AdamW coupled like Adam+L2
+        if s["optimizer"] in ("adamw", "adamwr"):
+            x_lr = math.log10(s["lr"] / 1e-3)
+            x_d = math.log10(s["decay"] / 0.03)
+            val = 0.43 + 0.03 * (x_d + x_lr) ** 2 + 0.01 * x_lr ** 2
+            return val - 0.1, val, val
+        return base(s)
+    rows = _simulate(FULL, surface, limit=140)
+    result = report.analyse(rows, FULL)
+    assert result["c1"]["adamw"]["adamw"]["estimate"] == pytest.approx(
+        -1.0, abs=0.15)
+    assert result["c1"]["adamw"]["verdict"] in ("does not reproduce",
+                                                "inconclusive")
+
+
+def test_quick_run(tmp_path):
+    """--quick: a few tiny real runs on synthetic data, then the report on
+    the partial results file."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "study_v3.py"), "--quick"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "wrote" in out.stdout
