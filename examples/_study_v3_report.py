@@ -118,7 +118,7 @@ def slope_result(vrows, sigma, n_boot=2000, seed=0):
     for x, d, e in fit_rows:
         fits.append(stats.fit_valley(d, e))
         sims = [stats.fit_valley(d, np.asarray(e) + rng.normal(
-            0, cell_sigma, len(e)))[0] for _ in range(400)]
+            0, cell_sigma, len(e)))[0] for _ in range(min(400, n_boot))]
         row_ci.append(stats.interval(fits[-1][0], np.array(sims))[0])
     return dict(estimate=est, ci=ci, median=med, replicates=reps,
                 x=[r[0] for r in fit_rows], valleys=valleys, row_ci=row_ci,
@@ -135,7 +135,8 @@ def claim1(rows, settings, sigma):
             # independent noise draws per optimizer (the same draws would
             # correlate the two slopes' replicates and shrink the
             # difference's interval)
-            res[opt] = slope_result(vr, sigma, seed=sorted(NAMES).index(opt))
+            res[opt] = slope_result(vr, sigma, settings.get("n_boot", 2000),
+                                    seed=sorted(NAMES).index(opt))
             res[opt + "_split"] = []
             for s in seeds if len(seeds) > 1 else ():
                 one = valley_rows(rows, opt, settings["grid_epochs"], (s,))
@@ -220,13 +221,15 @@ def claim3(rows, settings, best, sigma):
                 for e, (_, d, err, _) in sorted(brs.items())]
     n_seeds = min(r[3] for r in brs.values())
     est, valleys = stats.valley_slope(fit_rows)
-    reps = stats.bootstrap_slope(fit_rows, sigma / math.sqrt(n_seeds))
+    n_boot = settings.get("n_boot", 2000)
+    reps = stats.bootstrap_slope(fit_rows, sigma / math.sqrt(n_seeds), n_boot)
     ci, med = stats.interval(est, reps)
     rng = np.random.default_rng(7)
     row_ci = []
     for x, d, e in fit_rows:
         sims = [stats.fit_valley(d, np.asarray(e) + rng.normal(
-            0, sigma / math.sqrt(n_seeds), len(e)))[0] for _ in range(400)]
+            0, sigma / math.sqrt(n_seeds), len(e)))[0]
+            for _ in range(min(400, n_boot))]
         row_ci.append(stats.interval(stats.fit_valley(d, e)[0],
                                      np.array(sims))[0])
     return dict(rows=brs, estimate=est, ci=ci, median=med, valleys=valleys,

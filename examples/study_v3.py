@@ -78,6 +78,7 @@ FULL = dict(
     first_cycle_epochs=8,
     t_mul=2.0,
     restart_seeds=(0,),
+    n_boot=2000,              # bootstrap replicates
 )
 # --quick (CI): synthetic data, every phase and the report in well under a
 # minute.
@@ -87,7 +88,7 @@ QUICK = dict(
     grid_epochs=1, lr_factors=(0.5, 1.0, 2.0), decay_index=(-1, 0, 1),
     max_extend=1, adam_repeat_seeds=(2, 3), sgd_repeat_seeds=(1, 2),
     budgets=(1, 3), budget_index=(-1, 0, 1), restart_epochs=3,
-    first_cycle_epochs=1)
+    first_cycle_epochs=1, n_boot=200)
 
 ADAM = ("adam_l2", "adamw")
 SGD = ("sgd_l2", "sgdw")

@@ -22,6 +22,7 @@ import _study_v3_stats as stats  # noqa: E402
 import study_v3 as study  # noqa: E402
 
 FULL = dict(study.FULL, threads=1)
+FAST = dict(FULL, n_boot=300)  # the report's tests: fewer replicates
 
 
 # -- statistics on constructed data ----------------------------------------
@@ -249,7 +250,7 @@ def test_report_recovers_the_paper_shape_and_writes_the_region(tmp_path):
     import _study_v3_report as report
 
     rows = _simulate(FULL, paper_surface(FULL, noise=0.001, seed=1))
-    result = report.analyse(rows, FULL)
+    result = report.analyse(rows, FAST)
     adam = result["c1"]["adamw"]
     assert adam["adam_l2"]["estimate"] == pytest.approx(-1.0, abs=0.15)
     assert adam["adamw"]["estimate"] == pytest.approx(0.0, abs=0.15)
@@ -260,14 +261,14 @@ def test_report_recovers_the_paper_shape_and_writes_the_region(tmp_path):
     page.write_text("# Reproducing the paper's claims\n\nIntro.\n\n"
                     "## Earlier study\n\n<!-- study-v2:begin -->\nold\n"
                     "<!-- study-v2:end -->\n")
-    report.write_section(rows, FULL, str(page), str(tmp_path / "img"))
+    report.write_section(rows, FAST, str(page), str(tmp_path / "img"))
     text = page.read_text()
     assert text.index("Intro.") < text.index(report.BEGIN) \
         < text.index(report.END) < text.index("## Earlier study")
     assert "provisional" not in text and "Status | complete" in text
     assert report.PREREG_COMMIT[:12] in text
     # a second run replaces the region, never duplicates it
-    report.write_section(rows[:100], FULL, str(page), str(tmp_path / "img"))
+    report.write_section(rows[:100], FAST, str(page), str(tmp_path / "img"))
     text = page.read_text()
     assert text.count(report.BEGIN) == 1 and "old" in text
     assert "provisional" in text and "100 of about 328" in text
@@ -288,7 +289,7 @@ def test_report_finds_no_separation_when_both_are_diagonal():
             return val - 0.1, val, val
         return base(s)
     rows = _simulate(FULL, surface, limit=140)
-    result = report.analyse(rows, FULL)
+    result = report.analyse(rows, FAST)
     assert result["c1"]["adamw"]["adamw"]["estimate"] == pytest.approx(
         -1.0, abs=0.15)
     assert result["c1"]["adamw"]["verdict"] in ("does not reproduce",
