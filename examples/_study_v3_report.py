@@ -38,10 +38,21 @@ def fmt_ci(ci, digits=2, scale=1.0):
 # ---------------------------------------------------------------------------
 # Tables from the rows
 # ---------------------------------------------------------------------------
-def grid_seeds(settings, optimizer):
-    if study.family(optimizer) == "adam":
-        return tuple(settings["adam_grid_seeds"])
-    return tuple(settings["sgd_grid_seeds"])
+PILOT_SIGMA = 0.0051  # one run, validation; docs/study_v3_protocol.md
+
+
+def grid_seeds(settings, optimizer, rows=None):
+    """The grid seeds of an optimizer; with `rows`, only seed 0 while the
+    later grid seeds have not reached every seed-0 cell (provisional)."""
+    seeds = tuple(settings["adam_grid_seeds"]
+                  if study.family(optimizer) == "adam"
+                  else settings["sgd_grid_seeds"])
+    if rows is None or len(seeds) == 1:
+        return seeds
+    table = cells(rows, optimizer, settings["grid_epochs"])
+    if table and all(set(seeds) <= set(runs) for runs in table.values()):
+        return seeds
+    return (0,)
 
 
 def cells(rows, optimizer, epochs, lr=None):
@@ -130,7 +141,7 @@ def claim1(rows, settings, sigma):
     for l2, dec in PAIRS:
         res = {}
         for opt in (l2, dec):
-            seeds = grid_seeds(settings, opt)
+            seeds = grid_seeds(settings, opt, rows)
             vr = valley_rows(rows, opt, settings["grid_epochs"], seeds)
             # independent noise draws per optimizer (the same draws would
             # correlate the two slopes' replicates and shrink the
@@ -274,6 +285,8 @@ def claim4(rows, settings, best):
 
 def analyse(rows, settings):
     sigma, sigma_tot, n_pairs = noise(rows, settings)
+    if n_pairs < 10:  # no seed pairs yet: the pilot's (protocol)
+        sigma, sigma_tot = PILOT_SIGMA, PILOT_SIGMA
     best = study.selected_cells(rows, settings)
     return dict(
         sigma=sigma, sigma_total=sigma_tot, n_pairs=n_pairs, best=best,
@@ -305,7 +318,7 @@ def fig_grid(rows, settings, result, path):
     fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
     cmap = plt.get_cmap("viridis_r")
     for ax, opt in zip(axes.flat, ("adam_l2", "adamw", "sgd_l2", "sgdw")):
-        seeds = grid_seeds(settings, opt)
+        seeds = grid_seeds(settings, opt, rows)
         table = cells(rows, opt, settings["grid_epochs"])
         lrs = sorted({lr for lr, _ in table})
         decays = sorted({d for _, d in table})
@@ -643,13 +656,26 @@ def section(rows, settings, result, images_rel):
         f"{r0.get('hardware', '')}, 1 thread, nice 15, shared with other "
         "work |", ""]
     s_ind, s_tot = result["sigma"], result["sigma_total"]
+    if result["n_pairs"] >= 10:
+        noise_text = (
+            f"Noise (seed pairs at {result['n_pairs']} cells near the "
+            f"valleys): one run's validation error varies by sd "
+            f"{pct(s_ind, 2)} points between seeds once each row's common "
+            f"shift is removed ({pct(s_tot, 2)} with it).")
+    else:
+        noise_text = (
+            f"Noise: no seed pairs yet, so the pilot's sd of one run "
+            f"({pct(PILOT_SIGMA, 2)} points, 3 pairs, row shift included) "
+            "is used; the grids show seed 0 only until seed 1 is done.")
+    done = {}
+    for row in rows:
+        done[row["phase"]] = done.get(row["phase"], 0) + 1
     lines += [
-        f"Noise (seed pairs at {result['n_pairs']} cells near the valleys): "
-        f"one run's validation error varies by sd {pct(s_ind, 2)} points "
-        f"between seeds once each row's common shift is removed "
-        f"({pct(s_tot, 2)} with it). The intervals below add that noise to "
-        "every cell and refit (90%, centred on the estimate; the "
-        "replicates' median is given as a check).", ""]
+        noise_text + " The intervals below add that noise to every cell and "
+        "refit (90%, centred on the estimate; the replicates' median is "
+        "given as a check). Runs done by phase: " + (", ".join(
+            f"{k} {v}" for k, v in sorted(done.items())) or "none") + ".",
+        ""]
     lines += ["### Claim 1: learning rate and decay separable with decoupled "
               "decay", "",
               f"![Fitted best decay per learning rate]({images_rel}/"
@@ -703,9 +729,10 @@ def section(rows, settings, result, images_rel):
                      f"{fmt_ci(r['ci'], 2, 100)} | {r['t']:+.1f} | {r['n']} |"
                      if r else f"| {name} | not yet | | |")
     lines += ["", f"Verdict: **{c2.get('verdict', 'not yet')}**. Selected "
-              "cells: " + ", ".join(
+              "cells (validation): " + (", ".join(
                   f"{NAMES[o]} lr {c[0]:g} decay {c[1]:.4g}"
-                  for o, c in sorted(result["best"].items())) + ".", ""]
+                  for o, c in sorted(result["best"].items()))
+                  or "none yet (the grids are not complete)") + ".", ""]
     lines += _overfit_lines(rows, settings, result)
     c3 = result["c3"]
     lines += ["### Claim 3: normalized decay transfers across budgets", "",

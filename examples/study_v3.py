@@ -626,7 +626,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     settings = dict(QUICK if args.quick else FULL, threads=args.threads)
     if args.quick:
-        args.max_runs = 6 if args.max_runs is None else args.max_runs
+        args.max_runs = 4 if args.max_runs is None else args.max_runs
         folder = tempfile.mkdtemp(prefix="study-v3-quick-")
         args.results = os.path.join(folder, "study_v3.csv")
         args.page = os.path.join(folder, "reproduction.md")
