@@ -305,3 +305,17 @@ def test_quick_run(tmp_path):
         capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "wrote" in out.stdout
+
+
+def test_the_protocols_power_table_follows_from_slope_power():
+    """docs/study_v3_protocol.md: sd of an Adam slope 0.05 at curvature 3
+    points/decade**2 and 0.11 at 1.5 (pilot sigma 0.51 points, 2 seeds)."""
+    rx = np.log10([0.25, 0.5, 1, 2, 4])
+    sigma = 0.0051 / math.sqrt(2)
+    assert stats.slope_power(sigma, 0.03, rx, n_sim=600) == pytest.approx(
+        0.05, abs=0.01)
+    assert stats.slope_power(sigma, 0.015, rx, n_sim=600) == pytest.approx(
+        0.11, abs=0.02)
+    text = open(os.path.join(ROOT, "docs", "study_v3_protocol.md")).read()
+    assert "| sd of a slope, Adam (2 seeds) | 0.17 | 0.11 | 0.05 |" in text
+    assert "Planned: 328 runs, 4,128 epochs" in text
