@@ -221,8 +221,11 @@ def grid_specs(rows, settings, optimizers, seeds, phase):
     """(specs, complete?) of the grids of `optimizers` for `seeds`; the
     decay indices of every row come from its seed-0 runs."""
     specs, complete = [], True
-    for optimizer in optimizers:
-        for lr in lr_values(settings, family(optimizer)):
+    # row by row, the two optimizers of a family alternating (an
+    # interrupted study has rows of both)
+    for k in range(len(settings["lr_factors"])):
+        for optimizer in optimizers:
+            lr = lr_values(settings, family(optimizer))[k]
             indices, done = row_indices(rows, settings, optimizer, lr,
                                         settings["grid_epochs"],
                                         settings["decay_index"])
