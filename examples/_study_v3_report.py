@@ -136,17 +136,32 @@ def slope_result(vrows, sigma, n_boot=2000, seed=0):
                 curvature=[f[1] for f in fits], convex=[f[2] for f in fits])
 
 
+def family_sigma(rows, settings, optimizers, epochs_list, fallback):
+    """Noise of one run from the seed pairs of `optimizers` at `epochs`
+    (protocol: SGD grids and budgets use their own pairs once there are at
+    least 10, the Adam grids' before)."""
+    pairs = []
+    for epochs in epochs_list:
+        pairs += seed_pairs(rows, optimizers, epochs)
+    if sum(len(p) for p in pairs) < 10:
+        return fallback
+    return stats.pair_noise(pairs)[0]
+
+
 def claim1(rows, settings, sigma):
     out = {}
+    sigmas = {"adamw": sigma, "sgdw": family_sigma(
+        rows, settings, study.SGD, [settings["grid_epochs"]], sigma)}
     for l2, dec in PAIRS:
-        res = {}
+        res = {"sigma": sigmas[dec]}
         for opt in (l2, dec):
             seeds = grid_seeds(settings, opt, rows)
             vr = valley_rows(rows, opt, settings["grid_epochs"], seeds)
             # independent noise draws per optimizer (the same draws would
             # correlate the two slopes' replicates and shrink the
             # difference's interval)
-            res[opt] = slope_result(vr, sigma, settings.get("n_boot", 2000),
+            res[opt] = slope_result(vr, sigmas[dec],
+                                    settings.get("n_boot", 2000),
                                     seed=sorted(NAMES).index(opt))
             res[opt + "_split"] = []
             for s in seeds if len(seeds) > 1 else ():
@@ -225,6 +240,9 @@ def budget_rows(rows, settings, best):
 
 def claim3(rows, settings, best, sigma):
     brs = budget_rows(rows, settings, best)
+    sigma = family_sigma(rows, settings, ("adamw",),
+                         [e for e in settings["budgets"]
+                          if e != settings["grid_epochs"]], sigma)
     if len(brs) < 2 or math.isnan(sigma):
         return dict(rows=brs)
     per_epoch = study.steps_per_epoch(settings)
@@ -243,7 +261,8 @@ def claim3(rows, settings, best, sigma):
             for _ in range(min(400, n_boot))]
         row_ci.append(stats.interval(stats.fit_valley(d, e)[0],
                                      np.array(sims))[0])
-    return dict(rows=brs, estimate=est, ci=ci, median=med, valleys=valleys,
+    return dict(rows=brs, sigma=sigma, estimate=est, ci=ci, median=med,
+                valleys=valleys,
                 x=[r[0] for r in fit_rows], row_ci=row_ci, seeds=n_seeds,
                 verdict=stats.verdict_claim3(ci))
 
@@ -709,6 +728,10 @@ def section(rows, settings, result, images_rel):
             for x, ok in zip((result["c1"][dec][o] or {}).get("x", []),
                              (result["c1"][dec][o] or {}).get("convex", []))
             if not ok]
+    lines += ["", f"Noise used: Adam grids sd {pct(result['sigma'], 2)} "
+              f"points, SGD grids "
+              f"{pct(result['c1'].get('sgdw', {}).get('sigma'), 2)} (their "
+              "own seed pairs once phase 8 gives 10, the Adam value before)."]
     lines += ["", "Paper: Adam+L2's best region is diagonal (slope about "
               "-1), AdamW's axis-aligned (0). Rows without an interior, "
               "convex valley (lowest cell on the row's edge, or not convex): "
@@ -742,7 +765,9 @@ def section(rows, settings, result, images_rel):
                   f"{c3['estimate']:+.2f} {fmt_ci(c3['ci'])} (median "
                   f"{c3['median']:+.2f}; budgets "
                   f"{', '.join(map(str, sorted(c3['rows'])))} epochs, "
-                  f"{c3['seeds']} seed(s)). 0 if lambda_norm transfers, +0.5 "
+                  f"{c3['seeds']} seed(s), noise sd "
+                  f"{pct(c3['sigma'], 2)} points). 0 if lambda_norm "
+                  "transfers, +0.5 "
                   f"if the raw lambda does. Verdict: **{c3['verdict']}**.", ""]
     else:
         lines += ["Not yet: the budget runs have not started.", ""]
