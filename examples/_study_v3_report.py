@@ -500,7 +500,6 @@ def fig_budgets(settings, c3, path):
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    per_epoch = None
     for k, (epochs, (x, d, e, n)) in enumerate(sorted(c3["rows"].items())):
         a1.plot(10 ** np.array(d), 100 * np.array(e), "o-", color=f"C{k}",
                 label=f"{epochs} epochs")
@@ -539,7 +538,6 @@ def fig_budgets(settings, c3, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    del per_epoch
 
 
 def fig_anytime(rows, settings, c4, best, path):
@@ -592,8 +590,7 @@ def fig_seeds(c2, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    items = [(k, c2.get(k)) for k, name in (("adam_test", ""), ("sgd_test", ""),
-                                             ("adamw_sgdw", ""))]
+    items = [(k, c2.get(k)) for k in ("adam_test", "sgd_test", "adamw_sgdw")]
     labels = {"adam_test": "AdamW - Adam+L2", "sgd_test": "SGDW - SGD+L2",
               "adamw_sgdw": "AdamW - SGDW"}
     fig, ax = plt.subplots(figsize=(8, 3.6))
@@ -670,7 +667,8 @@ def section(rows, settings, result, images_rel):
         "| Measured | per epoch: train error (fixed subset: the first 5,000 "
         "training images), validation and test error |",
         f"| Software / machine | keras_adamwr "
-        f"{r0.get('keras_adamwr_version', '')}, Keras {r0.get('keras_version', '')}, "
+        f"{r0.get('keras_adamwr_version', '')}, "
+        f"Keras {r0.get('keras_version', '')}, "
         f"{r0.get('backend', '')} {r0.get('backend_version', '')}; "
         f"{r0.get('hardware', '')}, 1 thread, nice 15, shared with other "
         "work |", ""]

@@ -75,7 +75,8 @@ def pair_noise(pairs):
         if len(d) > 1:
             resid.extend(d - d.mean())
             dof += len(d) - 1
-    s_ind = math.sqrt(np.sum(np.square(resid)) / dof / 2) if dof else float("nan")
+    s_ind = (math.sqrt(np.sum(np.square(resid)) / dof / 2) if dof
+             else float("nan"))
     s_tot = math.sqrt(np.mean(np.square(total)) / 2) if total else float("nan")
     return s_ind, s_tot
 
@@ -103,8 +104,6 @@ def interval(estimate, replicates, level=0.90):
 
 def paired_t(diffs, level=0.90):
     """(mean, (lo, hi), t) of paired differences (t interval)."""
-    from statistics import NormalDist  # noqa: F401  (kept stdlib-only)
-
     d = np.asarray(diffs, float)
     n = len(d)
     mean = float(d.mean())
@@ -179,7 +178,8 @@ def slope_power(sigma, curvature, row_x, cell_step=0.5, n_cells=7,
         shift = rng.uniform(-cell_step / 2, cell_step / 2)  # vs the cells
         for x in row_x:
             center = true_slope * x + shift
-            e = curvature * (cells - center) ** 2 + rng.normal(0, sigma, n_cells)
+            e = (curvature * (cells - center) ** 2
+                 + rng.normal(0, sigma, n_cells))
             rows.append((x, cells, e))
         est[k] = valley_slope(rows)[0]
     return float(np.std(est))

@@ -125,7 +125,8 @@ def lr_values(settings, fam):
 def decay_value(settings, optimizer, index):
     """Decay number `index` (half decades from the center) of a grid
     optimizer: lambda' for the L2 variants, lambda_norm otherwise."""
-    return float(f"{settings['decay_center'][optimizer] * 10 ** (index / 2):.4g}")
+    value = settings["decay_center"][optimizer] * 10 ** (index / 2)
+    return float(f"{value:.4g}")
 
 
 def decay_index(settings, optimizer, decay):
