@@ -319,3 +319,12 @@ def test_the_protocols_power_table_follows_from_slope_power():
     text = open(os.path.join(ROOT, "docs", "study_v3_protocol.md")).read()
     assert "| sd of a slope, Adam (2 seeds) | 0.17 | 0.11 | 0.05 |" in text
     assert "Planned: 328 runs, 4,128 epochs" in text
+
+
+def test_interval_is_the_basic_bootstrap_interval_around_the_estimate():
+    # replicates biased upwards by 2: the basic interval reflects them
+    # around the estimate (a percentile interval would be [2.1, 3.9])
+    reps = np.linspace(2.0, 4.0, 10001)
+    (lo, hi), median = stats.interval(1.0, reps)
+    assert (lo, hi) == pytest.approx((-1.9, -0.1))
+    assert median == pytest.approx(3.0)
