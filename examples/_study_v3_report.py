@@ -25,6 +25,7 @@ NAMES = {"adam_l2": "Adam+L2", "adamw": "AdamW", "sgd_l2": "SGD+L2",
 COLORS = {"adam_l2": "#d95f02", "adamw": "#1b9e77", "sgd_l2": "#7570b3",
           "sgdw": "#e7298a", "adamwr": "#1b9e77", "sgdwr": "#e7298a"}
 PAIRS = (("adam_l2", "adamw"), ("sgd_l2", "sgdw"))
+FIGURES = ("grid", "valleys", "curves", "budgets", "anytime", "seeds")
 
 
 def pct(x, digits=1):

@@ -572,14 +572,28 @@ def train(s, settings, data, commit=""):
     }
 
 
-def commit_results(results, message):
-    """`git commit` the results file only (skipped if git is busy)."""
+def commit_results(results, settings, message, page=PAGE, images=IMAGES):
+    """Regenerate the page section and figures from `results`, then `git
+    commit` those files only (a report error or a busy git is printed and
+    skipped: the runs go on)."""
+    paths = [results]
     try:
-        subprocess.run(["git", "commit", "-q", "-m", message, "--",
-                        os.path.relpath(results, ROOT)], cwd=ROOT,
+        sys.path.insert(0, HERE)
+        import _study_v3_report
+        _study_v3_report.write_section(read_rows(results), settings, page,
+                                       images)
+        paths += [page] + [os.path.join(images, f"study_v3_{name}.png")
+                           for name in _study_v3_report.FIGURES]
+    except Exception as error:  # noqa: BLE001 - never stop the study
+        print(f"    page not regenerated: {error!r}", flush=True)
+    try:
+        rel = [os.path.relpath(p, ROOT) for p in paths]
+        subprocess.run(["git", "add", "--"] + rel, cwd=ROOT,
                        capture_output=True, timeout=60, check=True)
-    except (OSError, subprocess.SubprocessError):
-        pass
+        subprocess.run(["git", "commit", "-q", "-m", message, "--"] + rel,
+                       cwd=ROOT, capture_output=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as error:
+        print(f"    not committed: {error!r}", flush=True)
 
 
 def run_study(settings, results, max_runs=None, commit_minutes=None):
@@ -606,11 +620,13 @@ def run_study(settings, results, max_runs=None, commit_minutes=None):
         count += 1
         if commit_minutes and time.time() - last_commit > 60 * commit_minutes:
             n = len(read_rows(results))
-            commit_results(results, f"study v3: {n} runs in the results")
+            commit_results(results, settings, f"study v3: {n} runs in the "
+                           "results; page section regenerated")
             last_commit = time.time()
     if commit_minutes and count:
-        commit_results(results, f"study v3: {len(read_rows(results))} runs "
-                       "in the results")
+        commit_results(results, settings, f"study v3: "
+                       f"{len(read_rows(results))} runs in the results; page "
+                       "section regenerated")
     return count
 
 
@@ -626,7 +642,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-runs", type=int, default=None)
     parser.add_argument("--commit-minutes", type=float, default=None,
-                        help="git-commit the results file this often")
+                        help="this often, regenerate the page section and "
+                        "git-commit it with the results file (only those "
+                        "files)")
     args = parser.parse_args(argv)
     settings = dict(QUICK if args.quick else FULL, threads=args.threads)
     if args.quick:

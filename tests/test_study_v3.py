@@ -328,3 +328,43 @@ def test_interval_is_the_basic_bootstrap_interval_around_the_estimate():
     (lo, hi), median = stats.interval(1.0, reps)
     assert (lo, hi) == pytest.approx((-1.9, -0.1))
     assert median == pytest.approx(3.0)
+
+
+def test_periodic_commit_regenerates_the_page_and_commits_only_its_files(
+        tmp_path):
+    """--commit-minutes: results, page section and figures are committed
+    together; other changes in the work tree are left alone."""
+    repo = tmp_path / "repo"
+    (repo / "docs" / "img").mkdir(parents=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c",
+           "user.email=t@t"]
+    subprocess.run(git[:3] + ["init", "-q"], check=True)
+    rows = _simulate(FULL, paper_surface(FULL, noise=0.001), limit=30)
+    results = repo / "docs" / "data" / "study_v3.csv"
+    for row in rows:
+        out = dict(row)
+        for name in study.LISTS:
+            out[name] = ";".join(str(v) for v in row[name])
+        study.append_row(str(results), out)
+    page = repo / "docs" / "reproduction.md"
+    page.write_text("# Reproducing the paper's claims\n\nIntro.\n")
+    other = repo / "other.txt"
+    other.write_text("x")
+    subprocess.run(git + ["add", "other.txt"], check=True)
+    subprocess.run(git + ["commit", "-qm", "base"], check=True)
+    other.write_text("changed, not to be committed")
+    env_root = study.ROOT
+    study.ROOT = str(repo)
+    try:
+        study.commit_results(str(results), FAST, "study v3 test",
+                             str(page), str(repo / "docs" / "img"))
+    finally:
+        study.ROOT = env_root
+    files = subprocess.run(git + ["show", "--name-only", "--format=",
+                                  "HEAD"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert "docs/data/study_v3.csv" in files
+    assert "docs/reproduction.md" in files
+    assert "docs/img/study_v3_grid.png" in files
+    assert "other.txt" not in files
+    assert "30 of about 328" in page.read_text()
