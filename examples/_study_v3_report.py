@@ -642,6 +642,9 @@ def section(rows, settings, result, images_rel):
               f"runs done; every verdict below is provisional** until the "
               f"runs it uses are complete")
     r0 = rows[0] if rows else {}
+    commits = {}
+    for row in rows:
+        commits[row["code_commit"]] = commits.get(row["code_commit"], 0) + 1
     lines = [
         "## Study v3: an overfitting MLP on CIFAR-10 at 16x16", "",
         "This study tests the paper's claims where weight decay has work to "
@@ -677,7 +680,13 @@ def section(rows, settings, result, images_rel):
         f"Keras {r0.get('keras_version', '')}, "
         f"{r0.get('backend', '')} {r0.get('backend_version', '')}; "
         f"{r0.get('hardware', '')}, 1 thread, nice 15, shared with other "
-        "work |", ""]
+        "work |",
+        "| Code | commit of each run in the CSV (`code_commit`): " + (", ".join(
+            f"`{c}` ({n})" for c, n in sorted(commits.items())) or "none")
+        + ". `d048efa9c1e6` and `a41257cf7acb` are this branch's commits "
+        "before its rebase onto main (`2e2b5c6`, `631ebda`): the study's "
+        "training code is the same; main had reorganised the package's "
+        "layout, not its update rules |", ""]
     s_ind, s_tot = result["sigma"], result["sigma_total"]
     if result["n_pairs"] >= 10:
         noise_text = (
