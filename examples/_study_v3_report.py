@@ -69,9 +69,11 @@ def cells(rows, optimizer, epochs, lr=None):
     return out
 
 
-def valley_rows(rows, optimizer, epochs, seeds, by="lr", lr=None):
+def valley_rows(rows, optimizer, epochs, seeds, lr=None, min_cells=3):
     """[(x_row, log10 decays, mean validation errors, n_seeds)] per row;
-    a cell counts once all `seeds` are done; rows need >= 3 cells."""
+    a cell counts once all `seeds` are done; a row once it has
+    `min_cells` (a complete row: a partial one could place its valley
+    wrongly)."""
     table = cells(rows, optimizer, epochs, lr)
     grouped = {}
     for (r_lr, decay), runs in table.items():
@@ -81,7 +83,7 @@ def valley_rows(rows, optimizer, epochs, seeds, by="lr", lr=None):
         grouped.setdefault(r_lr, []).append((math.log10(decay), err))
     out = []
     for r_lr, pts in sorted(grouped.items()):
-        if len(pts) >= 3:
+        if len(pts) >= max(3, min_cells):
             pts.sort()
             out.append((math.log10(r_lr), [p[0] for p in pts],
                         [p[1] for p in pts], len(seeds)))
@@ -160,7 +162,8 @@ def claim1(rows, settings, sigma):
         res = {"sigma": sigmas[dec]}
         for opt in (l2, dec):
             seeds = grid_seeds(settings, opt, rows)
-            vr = valley_rows(rows, opt, settings["grid_epochs"], seeds)
+            vr = valley_rows(rows, opt, settings["grid_epochs"], seeds,
+                             min_cells=len(settings["decay_index"]))
             # independent noise draws per optimizer (the same draws would
             # correlate the two slopes' replicates and shrink the
             # difference's interval)
@@ -169,7 +172,8 @@ def claim1(rows, settings, sigma):
                                     seed=sorted(NAMES).index(opt))
             res[opt + "_split"] = []
             for s in seeds if len(seeds) > 1 else ():
-                one = valley_rows(rows, opt, settings["grid_epochs"], (s,))
+                one = valley_rows(rows, opt, settings["grid_epochs"], (s,),
+                                  min_cells=len(settings["decay_index"]))
                 if len(one) >= 2:
                     res[opt + "_split"].append(stats.valley_slope(
                         [(x, d, e) for x, d, e, _ in one])[0])
@@ -235,7 +239,8 @@ def budget_rows(rows, settings, best):
     out = {}
     for epochs in settings["budgets"]:
         for seeds in ((0, 1), (0,)):
-            vr = valley_rows(rows, "adamw", epochs, seeds, lr=lr)
+            vr = valley_rows(rows, "adamw", epochs, seeds, lr=lr,
+                             min_cells=len(settings["budget_index"]))
             if vr and (seeds == (0,) or len(vr[0][1]) >= 5):
                 out[epochs] = vr[0]
                 break

@@ -368,3 +368,12 @@ def test_periodic_commit_regenerates_the_page_and_commits_only_its_files(
     assert "docs/img/study_v3_grid.png" in files
     assert "other.txt" not in files
     assert "30 of about 328" in page.read_text()
+
+
+def test_a_partial_row_is_left_out_of_the_valley_fit():
+    import _study_v3_report as report
+
+    rows = _simulate(FULL, paper_surface(FULL), limit=31)  # row 5: 3 cells
+    full = report.valley_rows(rows, "adam_l2", 8, (0,), min_cells=7)
+    assert [len(r[1]) for r in full] == [7, 7]
+    assert len(report.valley_rows(rows, "adam_l2", 8, (0,))) == 3
