@@ -326,6 +326,19 @@ def analyse(rows, settings):
 # ---------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------
+_NOTE = [""]  # "provisional: ..." while the study runs (write_section)
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+
+    if _NOTE[0]:
+        fig.text(0.005, 1.0, _NOTE[0], ha="left", va="bottom",
+                 fontsize=9, color="#b00000", fontweight="bold")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
 def _legend(ax, **kwargs):
     if ax.get_legend_handles_labels()[0]:
         ax.legend(**kwargs)
@@ -403,8 +416,7 @@ def fig_grid(rows, settings, result, path):
                      f"{', '.join(map(str, seeds))}); colours {100 * lo:.1f}"
                      f"-{100 * lo + 6:.1f}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def fig_valleys(result, path):
@@ -414,7 +426,7 @@ def fig_valleys(result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), sharey=True)
     for ax, (l2, dec) in zip(axes, PAIRS):
         res = result["c1"].get(dec, {})
         xs_all = []
@@ -443,6 +455,9 @@ def fig_valleys(result, path):
                     label="paper, decoupled: slope 0")
             ax.set_xticks(sorted(set(xs_all)))
             ax.set_xticklabels([f"{10 ** v:.2g}" for v in sorted(set(xs_all))])
+        if not xs_all:
+            ax.text(0.5, 0.5, "no complete grid rows yet", ha="center",
+                    transform=ax.transAxes, color="gray")
         d = res.get("diff")
         title = f"{NAMES[l2]} vs {NAMES[dec]}"
         if d:
@@ -450,13 +465,13 @@ def fig_valleys(result, path):
                       f"{fmt_ci(d['ci'])} -> {res['verdict']}")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("learning rate")
-        _legend(ax, fontsize=8, loc="lower left")
+        _legend(ax, fontsize=8, loc="upper center", ncol=2,
+                bbox_to_anchor=(0.5, -0.14), frameon=False)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("best log10 decay, relative to the middle rate\n"
                        "(error bars: 90% bootstrap interval)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def fig_curves(rows, settings, result, path):
@@ -466,12 +481,18 @@ def fig_curves(rows, settings, result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    opts = [o for o in ("adam_l2", "adamw", "sgd_l2", "sgdw")
-            if o in result["best"]]
+    chosen = dict(result["best"])
+    for o in ("adam_l2", "adamw", "sgd_l2", "sgdw"):
+        runs = [r for r in rows if r["optimizer"] == o and r["seed"] == 0
+                and r["epochs"] == settings["grid_epochs"]]
+        if o not in chosen and runs:  # provisional: best seed-0 run so far
+            best = min(runs, key=lambda r: r["final_val_error"])
+            chosen[o] = (best["lr"], best["decay"])
+    opts = [o for o in ("adam_l2", "adamw", "sgd_l2", "sgdw") if o in chosen]
     fig, axes = plt.subplots(1, max(1, len(opts)), figsize=(
         3.6 * max(1, len(opts)), 3.8), sharey=True, squeeze=False)
     for ax, opt in zip(axes[0], opts):
-        cell = result["best"][opt]
+        cell = chosen[opt]
         run = next((r for r in rows if r["optimizer"] == opt and r["seed"] == 0
                     and (r["lr"], r["decay"]) == cell
                     and r["epochs"] == settings["grid_epochs"]), None)
@@ -490,8 +511,10 @@ def fig_curves(rows, settings, result, path):
                     label=f"validation, {tag}")
             ax.plot(ep, 100 * np.array(r["test_errors"]), style, color="C2",
                     alpha=0.6, label=f"test, {tag}")
-        ax.set_title(f"{NAMES[opt]} lr {cell[0]:g}, decay {cell[1]:.3g}\n"
-                     f"(dotted: decay {low['decay']:.3g})", fontsize=9)
+        tag = "selected" if opt in result["best"] else "best so far"
+        ax.set_title(f"{NAMES[opt]} lr {cell[0]:g}, decay {cell[1]:.3g} "
+                     f"({tag})\n(dotted: decay {low['decay']:.3g})",
+                     fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("error %")
@@ -499,8 +522,7 @@ def fig_curves(rows, settings, result, path):
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8,
                frameon=False)
     fig.tight_layout(rect=(0, 0.14, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def fig_budgets(settings, c3, path):
@@ -545,8 +567,7 @@ def fig_budgets(settings, c3, path):
     a2.set_ylabel("log10 best lambda_norm")
     a2.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def fig_anytime(rows, settings, c4, best, path):
@@ -590,8 +611,7 @@ def fig_anytime(rows, settings, c4, best, path):
     _legend(ax, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def fig_seeds(c2, path):
@@ -622,8 +642,7 @@ def fig_seeds(c2, path):
     _legend(ax, fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 # ---------------------------------------------------------------------------
@@ -847,6 +866,9 @@ def replace_region(page_text, body):
 
 def write_section(rows, settings, page, images):
     os.makedirs(images, exist_ok=True)
+    p = progress(rows, settings)
+    _NOTE[0] = ("" if p["complete"] else
+                f"provisional: {p['done']} of about {p['planned']} runs")
     result = analyse(rows, settings)
     fig_grid(rows, settings, result, os.path.join(images, "study_v3_grid.png"))
     fig_valleys(result, os.path.join(images, "study_v3_valleys.png"))
