@@ -659,6 +659,13 @@ def progress(rows, settings):
 
 def section(rows, settings, result, images_rel):
     p = progress(rows, settings)
+    if not p["complete"]:  # every verdict reads "(provisional)"
+        for res in result["c1"].values():
+            if "verdict" in res:
+                res["verdict"] += " (provisional)"
+        for key in ("c2", "c3", "c4"):
+            if "verdict" in result[key]:
+                result[key]["verdict"] += " (provisional)"
     cpu = sum(r["cpu_seconds"] or 0 for r in rows) / 3600
     wall = sum(r["wall_seconds"] or 0 for r in rows) / 3600
     status = ("complete" if p["complete"] else
@@ -829,21 +836,32 @@ def section(rows, settings, result, images_rel):
 
 
 def _overfit_lines(rows, settings, result):
-    out = ["Overfitting check (seed 0, smallest decay of each selected "
-           "rate): ", ""]
-    items = []
-    for opt, cell in sorted(result["best"].items()):
-        runs = [r for r in rows if r["optimizer"] == opt and r["seed"] == 0
-                and r["lr"] == cell[0]
-                and r["epochs"] == settings["grid_epochs"]]
-        if runs:
+    """Per grid row (seed 0): train-subset and validation error of the run
+    with the smallest decay, i.e. nearly without decay."""
+    out = ["Overfitting check: train-subset / validation error (%) of each "
+           "grid row's smallest decay, seed 0; gaps under 5 points marked "
+           "with *. Learning rate = "
+           f"{settings['lr_center']['adam']:g} (Adam) or "
+           f"{settings['lr_center']['sgd']:g} (SGD) x the column's factor.",
+           "", "| optimizer | " + " | ".join(
+               f"lr x{f:g}" for f in settings["lr_factors"]) + " |",
+           "|---|" + "---|" * len(settings["lr_factors"])]
+    for opt in ("adam_l2", "adamw", "sgd_l2", "sgdw"):
+        cols = []
+        for lr in study.lr_values(settings, study.family(opt)):
+            runs = [r for r in rows if r["optimizer"] == opt
+                    and r["seed"] == 0 and r["lr"] == lr
+                    and r["epochs"] == settings["grid_epochs"]]
+            if not runs:
+                cols.append("")
+                continue
             r = min(runs, key=lambda r: r["decay"])
             gap = r["final_val_error"] - r["final_train_error"]
-            items.append(f"{NAMES[opt]}: train {pct(r['final_train_error'])}%"
-                         f", validation {pct(r['final_val_error'])}% (gap "
-                         f"{100 * gap:.1f} points"
-                         f"{'' if gap >= 0.05 else ', under 5'})")
-    return out[:1] + ["; ".join(items) + "." if items else "not yet.", ""]
+            cols.append(f"{pct(r['final_train_error'])} / "
+                        f"{pct(r['final_val_error'])}"
+                        + ("*" if gap < 0.05 else ""))
+        out.append(f"| {NAMES[opt]} | " + " | ".join(cols) + " |")
+    return out + [""]
 
 
 def replace_region(page_text, body):
