@@ -266,7 +266,7 @@ def test_report_recovers_the_paper_shape_and_writes_the_region(tmp_path):
     assert text.index("Intro.") < text.index(report.BEGIN) \
         < text.index(report.END) < text.index("## Earlier study")
     assert "provisional" not in text and "Status | complete" in text
-    assert report.PREREG_COMMIT[:12] in text
+    assert report.prereg_commit()[:12] in text
     # a second run replaces the region, never duplicates it
     report.write_section(rows[:100], FAST, str(page), str(tmp_path / "img"))
     text = page.read_text()
@@ -377,3 +377,21 @@ def test_a_partial_row_is_left_out_of_the_valley_fit():
     full = report.valley_rows(rows, "adam_l2", 8, (0,), min_cells=7)
     assert [len(r[1]) for r in full] == [7, 7]
     assert len(report.valley_rows(rows, "adam_l2", 8, (0,))) == 3
+
+
+def test_the_named_protocol_commit_holds_the_rules_and_precedes_the_runs():
+    import _study_v3_report as report
+
+    commit = report.prereg_commit()
+    shown = subprocess.run(
+        ["git", "show", f"{commit}:docs/study_v3_protocol.md"], cwd=ROOT,
+        capture_output=True, text=True)
+    if shown.returncode:
+        pytest.skip("no git history here")
+    assert "## Verdict rules (fixed here)" in shown.stdout
+    date = subprocess.run(["git", "log", "-1", "--format=%ad",
+                           "--date=format:%Y-%m-%dT%H:%M:%S", commit],
+                          cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    first = min(r["date"] for r in study.read_rows(study.RESULTS))
+    assert date < first.rstrip("Z")
