@@ -198,6 +198,12 @@ def claim1(rows, settings, sigma):
             ci, med = stats.interval(est, diff)
             res["diff"] = dict(estimate=est, ci=ci, median=med)
             res["verdict"] = stats.verdict_claim1(ci, res[dec]["ci"])
+            # post hoc (protocol addendum): coupling is |slope|
+            absd = (np.abs(res[dec]["replicates"])
+                    - np.abs(res[l2]["replicates"]))
+            est_abs = abs(res[dec]["estimate"]) - abs(res[l2]["estimate"])
+            res["abs_diff"] = dict(estimate=est_abs,
+                                   ci=stats.interval(est_abs, absd)[0])
         out[dec] = res
     return out
 
@@ -787,6 +793,17 @@ def section(rows, settings, result, images_rel):
             for x, ok in zip((result["c1"][dec][o] or {}).get("x", []),
                              (result["c1"][dec][o] or {}).get("convex", []))
             if not ok]
+    for l2, dec in PAIRS:
+        res = result["c1"].get(dec, {})
+        if "abs_diff" in res:
+            a_d = res["abs_diff"]
+            lines += ["", f"Post hoc, not a registered rule (protocol "
+                      f"addendum): the rule compares signed slopes, so an "
+                      f"AdamW valley tilted the other way also gives D > 0. "
+                      f"Coupling is the size of the slope: |{NAMES[dec]}| - "
+                      f"|{NAMES[l2]}| = {a_d['estimate']:+.2f} "
+                      f"{fmt_ci(a_d['ci'])} (below 0: {NAMES[dec]} is the "
+                      "less coupled)."]
     lines += ["", f"Noise used: Adam grids sd {pct(result['sigma'], 2)} "
               f"points, SGD grids "
               f"{pct(result['c1'].get('sgdw', {}).get('sigma'), 2)} (their "

@@ -255,6 +255,9 @@ def test_report_recovers_the_paper_shape_and_writes_the_region(tmp_path):
     assert adam["adam_l2"]["estimate"] == pytest.approx(-1.0, abs=0.15)
     assert adam["adamw"]["estimate"] == pytest.approx(0.0, abs=0.15)
     assert adam["verdict"] == "reproduces"
+    # post hoc: sizes of the slopes (AdamW the less coupled by about 1)
+    assert adam["abs_diff"]["estimate"] == pytest.approx(-1.0, abs=0.2)
+    assert adam["abs_diff"]["ci"][1] < 0
     assert result["c2"]["verdict"] == "reproduces"
     assert result["c3"]["verdict"] == "reproduces"
     page = tmp_path / "reproduction.md"
