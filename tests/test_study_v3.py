@@ -398,3 +398,16 @@ def test_the_named_protocol_commit_holds_the_rules_and_precedes_the_runs():
                           check=True).stdout.strip()
     first = min(r["date"] for r in study.read_rows(study.RESULTS))
     assert date < first.rstrip("Z")
+
+
+def test_training_code_is_the_registered_one():
+    import _study_v3_report as report
+
+    same = report.training_code_as_registered()
+    if same is None:
+        pytest.skip("no git history here")
+    assert same
+    changed = open(os.path.join(EXAMPLES, "study_v3.py")).read().replace(
+        "batch_size=2500", "batch_size=2000")
+    assert report._functions(changed) != report._functions(
+        open(os.path.join(EXAMPLES, "study_v3.py")).read())
