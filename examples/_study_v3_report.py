@@ -16,9 +16,11 @@ import _study_v3_stats as stats
 import study_v3 as study
 
 BEGIN, END = "<!-- study-v3:begin -->", "<!-- study-v3:end -->"
-# The protocol's commit on this branch after its rebase onto main (first
-# committed as d048efa9c1e6, same content and author date, before the rebase).
-PREREG_COMMIT = "2e2b5c65d2d88edba8b98eeca925a06987852c68"
+# The protocol's commit: looked up in git by `prereg_commit` (a rebase
+# changes it); this value (the branch after its second rebase onto main;
+# first committed as d048efa9c1e6, same content and author date) is the
+# fallback where there is no git history.
+PREREG_COMMIT = "a723aa849ca5955fbfa755b67ca9ae2815448b14"
 PREREG_DATE = "2026-12-06 23:07:51 UTC"
 
 
