@@ -17,10 +17,10 @@ import study_v3 as study
 
 BEGIN, END = "<!-- study-v3:begin -->", "<!-- study-v3:end -->"
 # The protocol's commit: looked up in git by `prereg_commit` (a rebase
-# changes it); this value (the branch after its second rebase onto main;
+# changes it); this value (the branch after its rebase onto 0.5.0's main;
 # first committed as d048efa9c1e6, same content and author date) is the
 # fallback where there is no git history.
-PREREG_COMMIT = "a723aa849ca5955fbfa755b67ca9ae2815448b14"
+PREREG_COMMIT = "a7205d0520c1f029a92d5b4838b82ca3249b61b1"
 PREREG_DATE = "2026-12-06 23:07:51 UTC"
 
 
@@ -723,8 +723,10 @@ def section(rows, settings, result, images_rel):
               f"runs done; every verdict below is provisional** until the "
               f"runs it uses are complete")
     r0 = rows[0] if rows else {}
-    commits = {}
+    commits, versions = {}, {}
     for row in rows:
+        versions[row["keras_adamwr_version"]] = versions.get(
+            row["keras_adamwr_version"], 0) + 1
         commits[row["code_commit"]] = commits.get(row["code_commit"], 0) + 1
     lines = [
         "## Study v3: an overfitting MLP on CIFAR-10 at 16x16", "",
@@ -756,8 +758,8 @@ def section(rows, settings, result, images_rel):
         "seeds (Adam family 0 and 1, SGD family 0) |",
         "| Measured | per epoch: train error (fixed subset: the first 5,000 "
         "training images), validation and test error |",
-        f"| Software / machine | keras_adamwr "
-        f"{r0.get('keras_adamwr_version', '')}, "
+        "| Software / machine | keras_adamwr " + ", ".join(
+            f"{v} ({n} runs)" for v, n in sorted(versions.items())) + "; "
         f"Keras {r0.get('keras_version', '')}, "
         f"{r0.get('backend', '')} {r0.get('backend_version', '')}; "
         f"{r0.get('hardware', '')}, 1 thread, nice 15, shared with other "
