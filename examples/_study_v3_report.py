@@ -17,10 +17,10 @@ import study_v3 as study
 
 BEGIN, END = "<!-- study-v3:begin -->", "<!-- study-v3:end -->"
 # The protocol's commit: looked up in git by `prereg_commit` (a rebase
-# changes it); this value (the branch after its rebase onto 0.5.0's main;
+# changes it); this value (the branch after its last rebase onto main;
 # first committed as d048efa9c1e6, same content and author date) is the
 # fallback where there is no git history.
-PREREG_COMMIT = "a7205d0520c1f029a92d5b4838b82ca3249b61b1"
+PREREG_COMMIT = "c41596b5537cdbc8e0c07315ab49940ca072a46f"
 PREREG_DATE = "2026-12-06 23:07:51 UTC"
 
 
