@@ -85,6 +85,7 @@ TENSORFLOW_ONLY = [
 # Test ids that run on the JAX backend only (code written for Keras on JAX).
 ONE_CELL = [
     "tests/test_reproduce.py::*",
+    "tests/test_study_v3.py::*",
     "tests/test_docs_claims.py::*",
     "tests/test_anytime_lock.py::*",
     "tests/test_tools_logs.py::*",
