@@ -140,6 +140,23 @@ NAMES = {"logger": "`HyperparameterLogger()`",
          "recorder_no_validation": "`AnytimeRecorder`, without its validation runs"}
 
 
+def _measured(result):
+    """When and under which load, where the run recorded it."""
+    machine = result.get("machine") or {}
+    load = machine.get("load_average")
+    text = ""
+    if result.get("finished"):
+        text += f" Measured {result['finished']} UTC"
+        if result.get("command"):
+            text += f" by `{result['command']}`"
+    if load:
+        text += (f"{',' if text else ' Measured'} load average "
+                 f"{load[0]:.1f} on {machine.get('logical_cores', '?')} cores at the start.")
+    elif text:
+        text += "."
+    return text
+
+
 def section(result):
     """The Markdown section of docs/performance.md for these results."""
     lines = [
@@ -151,7 +168,8 @@ def section(result):
         "`AdamWR(1e-3, first_cycle_steps=64)`; time per step of `fit` with the "
         "callback over the same fit without callbacks (median of "
         f"{result['rounds']} interleaved rounds, quartiles in brackets). "
-        f"Target: <= {result['target']:.2f}x without validation runs.",
+        f"Target: <= {result['target']:.2f}x without validation runs."
+        + _measured(result),
         "",
         "| callback | t_mul=2 | t_mul=1.0006 |",
         "|---|---|---|",
@@ -190,6 +208,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, help="default: 7, 3 with --quick")
     args = parser.parse_args(argv)
     result = run(args.rounds or (3 if args.quick else 7), tuple(args.t_mul or (2.0, 1.0006)))
+    result["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    result["command"] = " ".join(["python benchmarks/callbacks_cost.py", *(argv or sys.argv[1:])])
     if args.json:
         _common.write_json(args.json, result)
     print(section(result))
