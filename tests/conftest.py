@@ -136,6 +136,8 @@ BACKEND_LIMITS = {
         "tests/test_migration.py::test_keras_adamw_with_cosine_decay_restarts": NUMPY_GRADIENTS,
         "tests/test_migration.py::test_keras_sgd_weight_decay": NUMPY_GRADIENTS,
         "tests/test_migration.py::test_keras_epsilon_is_epsilon_hat": NUMPY_GRADIENTS,
+        "tests/test_migration.py::test_readme_keras_conversion_keeps_every_keras_default":
+            NUMPY_GRADIENTS,
         "tests/test_precision.py::test_nonfinite_gradient_without_loss_scaling_propagates_like_keras":  # noqa: E501
             NUMPY_GRADIENTS,
         "tests/test_schedule_view.py::test_docs_table_is_what_schedule_table_gives": DOCS_TABLE,
