@@ -209,7 +209,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     result = run(args.rounds or (3 if args.quick else 7), tuple(args.t_mul or (2.0, 1.0006)))
     result["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
-    result["command"] = " ".join(["python benchmarks/callbacks_cost.py", *(argv or sys.argv[1:])])
+    shown = [arg for arg in (argv or sys.argv[1:]) if arg not in (args.json, "--json")]
+    result["command"] = " ".join(["python benchmarks/callbacks_cost.py", *shown])
     if args.json:
         _common.write_json(args.json, result)
     print(section(result))
