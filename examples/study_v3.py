@@ -9,7 +9,8 @@ split, report the 10,000-image test set only.
 Every finished run appends one row to the results CSV (settings, seed, per
 epoch train/validation/test error, CPU and wall time, versions, machine).
 Runs already in the file are skipped, so an interrupted study continues
-where it stopped. The run list is built in phases, each from the rows of the
+where it stopped. Several processes may work on one results file at once
+(one per core: each claims the next free run). The run list is built in phases, each from the rows of the
 phases before (e.g. the seed repeats at each optimizer's validation-selected
 cell once its grid is complete).
 
@@ -596,37 +597,114 @@ def commit_results(results, settings, message, page=PAGE, images=IMAGES):
         print(f"    not committed: {error!r}", flush=True)
 
 
+class _Results:
+    """The results file shared by parallel workers (`--workers`): reads and
+    appends under an exclusive lock, and a claim file per run in progress
+    (holding the claimant's pid) so two workers never train the same run.
+    A claim whose process is gone is taken over."""
+
+    def __init__(self, path):
+        self.path = path
+        self.claims = path + ".claims"
+        os.makedirs(self.claims, exist_ok=True)
+        self._lock_path = path + ".lock"
+
+    def _locked(self):
+        import contextlib
+        import fcntl
+
+        @contextlib.contextmanager
+        def hold():
+            with open(self._lock_path, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+        return hold()
+
+    def _claim_file(self, key):
+        import hashlib
+        return os.path.join(self.claims,
+                            hashlib.sha1(key.encode()).hexdigest()[:16])
+
+    def _claimed(self, key):
+        try:
+            with open(self._claim_file(key)) as file:
+                pid = int(file.read().strip() or 0)
+        except (OSError, ValueError):
+            return False
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+
+    def next_run(self, settings):
+        """(the first pending run nobody else works on, pending count), the
+        run claimed for this process; (None, count) when none is free."""
+        with self._locked():
+            todo = pending(read_rows(self.path), settings)
+            for s in todo:
+                key = run_key(s, settings)
+                if not self._claimed(key):
+                    with open(self._claim_file(key), "w") as file:
+                        file.write(str(os.getpid()))
+                    return s, len(todo)
+            return None, len(todo)
+
+    def append(self, row):
+        with self._locked():
+            append_row(self.path, row)
+        try:
+            os.remove(self._claim_file(row["key"]))
+        except OSError:
+            pass
+
+    def count(self):
+        with self._locked():
+            return len(read_rows(self.path))
+
+
 def run_study(settings, results, max_runs=None, commit_minutes=None):
-    """Run every planned run missing from `results`; return the count."""
+    """Run every planned run missing from `results`; return the count.
+    Several processes may run this on the same `results` at once: each
+    takes the next run no other one has claimed, and waits while the runs
+    left are all claimed (a later phase may depend on them)."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(settings["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(settings["threads"])
     data = load_data(settings)
     commit = code_commit()
+    shared = _Results(results)
     count, last_commit = 0, time.time()
     while max_runs is None or count < max_runs:
-        todo = pending(read_rows(results), settings)
-        if not todo:
-            break
-        s = todo[0]
-        print(f"[{datetime.datetime.now():%H:%M:%S}] {len(todo)} to go: "
+        s, left = shared.next_run(settings)
+        if s is None:
+            if not left:
+                break
+            time.sleep(5)
+            continue
+        print(f"[{datetime.datetime.now():%H:%M:%S}] {left} to go: "
               f"{run_key(s, settings)}", flush=True)
         row = train(s, settings, data, commit)
-        append_row(results, row)
+        shared.append(row)
         print(f"    val {row['final_val_error']} test "
               f"{row['final_test_error']} train {row['final_train_error']}, "
               f"{row['cpu_seconds']} cpu-s", flush=True)
         count += 1
         if commit_minutes and time.time() - last_commit > 60 * commit_minutes:
-            n = len(read_rows(results))
-            commit_results(results, settings, f"study v3: {n} runs in the "
-                           "results; page section regenerated")
+            commit_results(results, settings, f"study v3: {shared.count()} "
+                           "runs in the results; page section regenerated")
             last_commit = time.time()
     if commit_minutes and count:
-        commit_results(results, settings, f"study v3: "
-                       f"{len(read_rows(results))} runs in the results; page "
-                       "section regenerated")
+        commit_results(results, settings, f"study v3: {shared.count()} runs "
+                       "in the results; page section regenerated")
     return count
 
 

@@ -167,33 +167,37 @@ def _simulate(settings, surface, limit=None):
         todo = study.pending(rows, settings)
         if not todo:
             break
-        s = todo[0]
-        tr, va, te = surface(s)
-        n = s["epochs"]
-        curve = [0.1 * (n - k) / n for k in range(1, n + 1)]
-        row = dict(
-            key=study.run_key(s, settings), phase=s["phase"],
-            optimizer=s["optimizer"], lr=s["lr"], decay=s["decay"],
-            decay_kind="l2" if s["optimizer"] in study.L2 else "normalized",
-            raw_lambda=s["decay"], epochs=n,
-            steps=n * study.steps_per_epoch(settings), schedule="cosine",
-            batch_size=settings["batch_size"], seed=s["seed"],
-            data=settings["data"], train_examples=settings["train_examples"],
-            val_examples=settings["val_examples"],
-            test_examples=settings["test_examples"],
-            train_eval_examples=settings["train_eval_examples"],
-            model="mlp_768-512-512-10", parameters=661514,
-            eval_epochs=[float(k) for k in range(1, n + 1)],
-            train_errors=[tr + c for c in curve],
-            val_errors=[va + c for c in curve],
-            test_errors=[te + c for c in curve], final_train_error=tr,
-            final_val_error=va, final_test_error=te, final_train_loss=1.0,
-            wall_seconds=10.0, cpu_seconds=5.0, images_per_second=1.0,
-            code_commit="x", keras_adamwr_version="0.4.0",
-            keras_version="3", backend="tensorflow", backend_version="2",
-            python="3", hardware="cpu", threads="1", date="d")
-        rows.append(row)
+        rows.append(_fake_row(todo[0], settings, surface))
     return rows
+
+
+def _fake_row(s, settings, surface):
+    """The row `train` would write for spec `s`, errors from `surface`."""
+    tr, va, te = surface(s)
+    n = s["epochs"]
+    curve = [0.1 * (n - k) / n for k in range(1, n + 1)]
+    row = dict(
+        key=study.run_key(s, settings), phase=s["phase"],
+        optimizer=s["optimizer"], lr=s["lr"], decay=s["decay"],
+        decay_kind="l2" if s["optimizer"] in study.L2 else "normalized",
+        raw_lambda=s["decay"], epochs=n,
+        steps=n * study.steps_per_epoch(settings), schedule="cosine",
+        batch_size=settings["batch_size"], seed=s["seed"],
+        data=settings["data"], train_examples=settings["train_examples"],
+        val_examples=settings["val_examples"],
+        test_examples=settings["test_examples"],
+        train_eval_examples=settings["train_eval_examples"],
+        model="mlp_768-512-512-10", parameters=661514,
+        eval_epochs=[float(k) for k in range(1, n + 1)],
+        train_errors=[tr + c for c in curve],
+        val_errors=[va + c for c in curve],
+        test_errors=[te + c for c in curve], final_train_error=tr,
+        final_val_error=va, final_test_error=te, final_train_loss=1.0,
+        wall_seconds=10.0, cpu_seconds=5.0, images_per_second=1.0,
+        code_commit="x", keras_adamwr_version="0.4.0",
+        keras_version="3", backend="tensorflow", backend_version="2",
+        python="3", hardware="cpu", threads="1", date="d")
+    return row
 
 
 def paper_surface(settings, noise=0.0, seed=0, coupling=-1.0):
@@ -411,3 +415,55 @@ def test_training_code_is_the_registered_one():
         "batch_size=2500", "batch_size=2000")
     assert report._functions(changed) != report._functions(
         open(os.path.join(EXAMPLES, "study_v3.py")).read())
+
+
+_WORKER = """
+import sys, time
+sys.path[:0] = [{examples!r}, {tests!r}]
+import study_v3 as study
+import test_study_v3 as t
+settings = dict(study.QUICK, threads=1)
+surface = t.paper_surface(settings)
+
+def train(s, settings, data, commit=""):
+    time.sleep(0.02)
+    row = t._fake_row(s, settings, surface)
+    for name in study.LISTS:
+        row[name] = ";".join(str(v) for v in row[name])
+    return row
+
+study.train, study.load_data, study.code_commit = train, lambda s: None, str
+print(study.run_study(settings, {results!r}))
+"""
+
+
+def test_parallel_workers_run_every_planned_run_once(tmp_path):
+    """run_study in two processes on one results file: every run of the
+    plan once (none twice, none missing), each worker did some of them,
+    and a claim left by a dead process is taken over."""
+    settings = dict(study.QUICK, threads=1)
+    results = str(tmp_path / "study_v3.csv")
+    dead = subprocess.run([sys.executable, "-c",
+                           "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    first = study.pending([], settings)[0]
+    shared = study._Results(results)
+    with open(shared._claim_file(study.run_key(first, settings)), "w") as f:
+        f.write(dead)
+    code = _WORKER.format(examples=EXAMPLES, tests=os.path.dirname(
+        os.path.abspath(__file__)), results=results)
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    workers = [subprocess.Popen([sys.executable, "-c", code], env=env,
+                                stdout=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    counts = [int(w.communicate(timeout=600)[0].split()[-1])
+              for w in workers]
+    assert all(w.returncode == 0 for w in workers)
+    rows = study.read_rows(results)
+    keys = [r["key"] for r in rows]
+    assert len(keys) == len(set(keys)) == sum(counts)
+    expected = {r["key"] for r in _simulate(settings,
+                                            paper_surface(settings))}
+    assert set(keys) == expected
+    assert min(counts) > 0
+    assert study.run_key(first, settings) in keys
