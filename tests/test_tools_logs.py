@@ -34,16 +34,20 @@ def test_only_hidden_levels_and_a_gpu_less_cuinit_are_dropped(device):
     assert _filtered(0, device) == [INFO] + ([CUINIT] if device else []) + [REAL, TRACEBACK]
 
 
-def test_train_sh_filters_stderr_only_and_keeps_the_exit_status(tmp_path):
-    # train.sh's last lines, with a stand-in for examples/cifar10.py.
-    script = (ROOT / "tools" / "train.sh").read_text()
-    assert 'source "$ROOT/tools/_tf_log.sh"' in script
-    tail = script[script.index("status=0"):].replace(
-        'python examples/cifar10.py "$@"',
-        f'python3 -c "import sys; print(\'out\'); print({CUINIT!r}, file=sys.stderr); '
-        f'print({REAL!r}, file=sys.stderr); sys.exit(3)"')
+def test_tf_filtered_filters_stderr_only_and_keeps_the_exit_status():
+    command = (f'python3 -c "import sys; print(\'out\'); print({CUINIT!r}, file=sys.stderr); '
+               f'print({REAL!r}, file=sys.stderr); sys.exit(3)"')
     result = subprocess.run(
-        ["bash", "-c", "set -euo pipefail; source tools/_tf_log.sh\n" + tail],
+        ["bash", "-c", "set -euo pipefail; source tools/_tf_log.sh\n"
+         f"status=0; tf_filtered {command} || status=$?; exit $status"],
         capture_output=True, text=True, cwd=ROOT, check=False,
         env=dict(os.environ, TF_LOG_NVIDIA_DEVICE="/nonexistent/nvidiactl"))
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", REAL + "\n")
+
+
+def test_train_sh_and_ci_run_their_python_through_the_filter():
+    script = (ROOT / "tools" / "train.sh").read_text()
+    assert 'source "$ROOT/tools/_tf_log.sh"' in script
+    assert 'tf_filtered python examples/cifar10.py "$@"' in script
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "tf_filtered python examples/reproduce.py --quick" in ci

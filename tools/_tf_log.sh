@@ -17,3 +17,12 @@ tf_log_filter() {
   fi
   grep --line-buffered -Ev "$pattern" || true
 }
+
+# `tf_filtered CMD ARGS...` runs CMD with only its stderr through
+# tf_log_filter: stdout stays where it was (fd 3), and the status is CMD's
+# (with pipefail; the filter always returns 0).
+tf_filtered() {
+  local status=0
+  { "$@" 2>&1 >&3 3>&- | tf_log_filter >&2 3>&-; } 3>&1 || status=$?
+  return "$status"
+}

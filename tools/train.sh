@@ -10,8 +10,7 @@ source "$ROOT/tools/_tf_log.sh"
 if [ -z "${TFDS_DATA_DIR:-}" ] && [ -d "$ROOT/../shared/data/tfds" ]; then
   export TFDS_DATA_DIR="$ROOT/../shared/data/tfds"
 fi
-# stdout stays the terminal (fd 3); only stderr goes through the filter;
-# with pipefail the status is cifar10.py's (the filter always returns 0).
+# Only stderr goes through the filter; the status is cifar10.py's.
 status=0
-{ python examples/cifar10.py "$@" 2>&1 >&3 3>&- | tf_log_filter >&2 3>&-; } 3>&1 || status=$?
+tf_filtered python examples/cifar10.py "$@" || status=$?
 exit "$status"
