@@ -16,7 +16,6 @@ References:
 
 import math
 import os
-import platform
 import time
 
 import numpy as np
@@ -208,16 +207,8 @@ def device():
 
 
 def hardware():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}; {os.cpu_count()} cores visible"
+    import _study_common
+    return f"{_study_common.cpu_name()}; {os.cpu_count()} cores visible"
 
 
 def train(spec, settings, data):

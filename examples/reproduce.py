@@ -32,14 +32,14 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import datetime  # noqa: E402
-import fcntl  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+
+import _study_common  # noqa: E402  (examples/: the script's folder)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -138,36 +138,24 @@ def run_key(spec, settings):
 # ---------------------------------------------------------------------------
 def read_rows(path):
     """The rows of the results file as dicts with numbers parsed."""
-    if not os.path.exists(path):
-        return []
-    rows = []
-    with open(path, newline="") as file:
-        for row in csv.DictReader(file):
-            for name in ("lr", "decay", "raw_lambda", "final_test_error",
-                         "wall_seconds", "images_per_second"):
-                row[name] = float(row[name]) if row[name] else None
-            for name in ("epochs", "steps", "train_examples", "seed",
-                         "test_examples", "batch_size", "parameters"):
-                row[name] = int(row[name])
-            for name in ("eval_epochs", "anytime_epochs"):
-                row[name] = [float(v) for v in row[name].split(";") if v]
-            for name in ("test_errors", "anytime_errors"):
-                row[name] = [float(v) for v in row[name].split(";") if v]
-            rows.append(row)
-    return rows
+    return results_file(path).rows()
 
 
 def append_row(path, row):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a", newline="") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)  # parallel workers (--claims)
-        new = file.tell() == 0
-        writer = csv.DictWriter(file, FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-        file.flush()
-        os.fsync(file.fileno())
+    results_file(path).append(row)
+
+
+def results_file(path, claims=None):
+    """The results CSV as a shared `_study_common.Results` (`claims`: the
+    folder for parallel workers' claims, or None)."""
+    return _study_common.Results(
+        path, FIELDS,
+        floats=("lr", "decay", "raw_lambda", "final_test_error",
+                "wall_seconds", "images_per_second"),
+        ints=("epochs", "steps", "train_examples", "seed", "test_examples",
+              "batch_size", "parameters"),
+        lists=("eval_epochs", "anytime_epochs", "test_errors",
+               "anytime_errors"), claims=claims)
 
 
 # ---------------------------------------------------------------------------
@@ -357,15 +345,7 @@ def make_optimizer(spec, settings, steps_per_epoch):
 
 
 def hardware():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = _study_common.cpu_name()
     import keras
     devices = []
     if keras.backend.backend() == "tensorflow":
@@ -460,34 +440,6 @@ def train(spec, settings, data, anytime_root):
     }
 
 
-def _claim(claims, key):
-    """Claim `key` for this process (parallel workers); False if another
-    live worker holds it. A claim of a dead process is taken over."""
-    if claims is None:
-        return True
-    os.makedirs(claims, exist_ok=True)
-    name = os.path.join(claims, "".join(c if c.isalnum() else "_"
-                                        for c in key))
-    for _ in range(2):
-        try:
-            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                with open(name) as file:
-                    pid = int(file.read() or 0)
-                os.kill(pid, 0)  # raises if the claimer is gone
-                return pid == os.getpid()
-            except PermissionError:
-                return False  # alive, another user's
-            except (OSError, ValueError):
-                os.unlink(name)
-                continue
-        with os.fdopen(fd, "w") as file:
-            file.write(str(os.getpid()))
-        return True
-    return False
-
-
 def run_study(settings, results, anytime_root, max_runs=None, claims=None):
     """Run every planned run missing from `results`; return the count.
 
@@ -500,23 +452,22 @@ def run_study(settings, results, anytime_root, max_runs=None, claims=None):
     tf.config.threading.set_intra_op_parallelism_threads(settings["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(settings["threads"])
     data = load_data(settings)
+    shared = results_file(results, claims)
     count = 0
     while max_runs is None or count < max_runs:
-        rows = read_rows(results)
-        done = {row["key"] for row in rows}
-        pending = [s for s in plan(rows, settings)
-                   if run_key(s, settings) not in done]
-        if not pending:
-            break
-        spec = next((s for s in pending
-                     if _claim(claims, run_key(s, settings))), None)
+        spec, left = shared.next_run(
+            lambda rows: [s for s in plan(rows, settings) if run_key(
+                s, settings) not in {row["key"] for row in rows}],
+            lambda s: run_key(s, settings))
         if spec is None:
+            if not left:
+                break
             time.sleep(5)
             continue
-        print(f"[{datetime.datetime.now():%H:%M:%S}] {len(pending)} to go: "
+        print(f"[{datetime.datetime.now():%H:%M:%S}] {left} to go: "
               f"{run_key(spec, settings)}", flush=True)
         row = train(spec, settings, data, anytime_root)
-        append_row(results, row)
+        shared.append(row)
         print(f"    error {row['final_test_error']}, {row['wall_seconds']} s",
               flush=True)
         count += 1

@@ -33,16 +33,15 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import datetime  # noqa: E402
-import fcntl  # noqa: E402
 import hashlib  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+
+import _study_common  # noqa: E402  (examples/: the script's folder)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -86,22 +85,9 @@ ASSUMED_GPU_IMAGES_PER_SECOND = 15000
 
 # The columns of examples/study_v3.py (the CPU study v3), then the device,
 # the compile mode and the data's checksum. Lists are ";"-separated.
-FIELDS = [
-    "key", "phase", "optimizer", "lr", "decay", "decay_kind", "raw_lambda",
-    "epochs", "steps", "schedule", "batch_size", "seed", "data",
-    "train_examples", "val_examples", "test_examples", "train_eval_examples",
-    "model", "parameters", "eval_epochs", "train_errors", "val_errors",
-    "test_errors", "final_train_error", "final_val_error", "final_test_error",
-    "final_train_loss", "wall_seconds", "cpu_seconds", "images_per_second",
-    "code_commit", "keras_adamwr_version", "keras_version", "backend",
-    "backend_version", "python", "hardware", "threads", "date",
-    "device", "jit_compile", "data_sha256"]
-FLOATS = ("lr", "decay", "raw_lambda", "final_train_error", "final_val_error",
-          "final_test_error", "final_train_loss", "wall_seconds",
-          "cpu_seconds", "images_per_second")
-INTS = ("epochs", "steps", "batch_size", "seed", "train_examples",
-        "val_examples", "test_examples", "train_eval_examples", "parameters")
-LISTS = ("eval_epochs", "train_errors", "val_errors", "test_errors")
+FIELDS = _study_common.FIELDS + ["device", "jit_compile", "data_sha256"]
+FLOATS, INTS, LISTS = (_study_common.FLOATS, _study_common.INTS,
+                       _study_common.LISTS)
 
 
 def family(optimizer):
@@ -131,32 +117,16 @@ def run_key(spec, settings):
 # ---------------------------------------------------------------------------
 def read_rows(path):
     """The rows of the results CSV as dicts, numbers and lists parsed."""
-    if not os.path.exists(path):
-        return []
-    rows = []
-    with open(path, newline="") as file:
-        for row in csv.DictReader(file):
-            for name in FLOATS:
-                row[name] = float(row[name]) if row[name] else None
-            for name in INTS:
-                row[name] = int(row[name])
-            for name in LISTS:
-                row[name] = [float(v) for v in row[name].split(";") if v]
-            rows.append(row)
-    return rows
+    return _results(path).rows()
 
 
 def append_row(path, row):
     """Append one row (header first in a new file), flushed to disk."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a", newline="") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)
-        writer = csv.DictWriter(file, FIELDS)
-        if file.tell() == 0:
-            writer.writeheader()
-        writer.writerow(row)
-        file.flush()
-        os.fsync(file.fileno())
+    _results(path).append(row)
+
+
+def _results(path):
+    return _study_common.Results(path, FIELDS, FLOATS, INTS, LISTS)
 
 
 # ---------------------------------------------------------------------------
@@ -321,12 +291,7 @@ def file_sha256(paths):
 
 def code_commit():
     """The checkout's commit (12 digits), or "" where git cannot tell."""
-    try:
-        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"],
-                              cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
+    return _study_common.code_commit(ROOT)
 
 
 def result_row(spec, settings, result, extra):

@@ -28,7 +28,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import datetime  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
@@ -36,6 +35,8 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+
+import _study_common  # noqa: E402  (examples/: the script's folder)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -97,21 +98,8 @@ L2 = ("adam_l2", "sgd_l2")
 RESTARTS = {"adamwr": "adamw", "sgdwr": "sgdw"}
 NO_DECAY = ["bias"]
 
-FIELDS = [
-    "key", "phase", "optimizer", "lr", "decay", "decay_kind", "raw_lambda",
-    "epochs", "steps", "schedule", "batch_size", "seed", "data",
-    "train_examples", "val_examples", "test_examples", "train_eval_examples",
-    "model", "parameters", "eval_epochs", "train_errors", "val_errors",
-    "test_errors", "final_train_error", "final_val_error", "final_test_error",
-    "final_train_loss", "wall_seconds", "cpu_seconds", "images_per_second",
-    "code_commit", "keras_adamwr_version", "keras_version", "backend",
-    "backend_version", "python", "hardware", "threads", "date"]
-FLOATS = ("lr", "decay", "raw_lambda", "final_train_error", "final_val_error",
-          "final_test_error", "final_train_loss", "wall_seconds",
-          "cpu_seconds", "images_per_second")
-INTS = ("epochs", "steps", "batch_size", "seed", "train_examples",
-        "val_examples", "test_examples", "train_eval_examples", "parameters")
-LISTS = ("eval_epochs", "train_errors", "val_errors", "test_errors")
+FIELDS, FLOATS, INTS, LISTS = (_study_common.FIELDS, _study_common.FLOATS,
+                               _study_common.INTS, _study_common.LISTS)
 
 
 def family(optimizer):
@@ -148,33 +136,20 @@ def run_key(spec, settings):
 # ---------------------------------------------------------------------------
 # Results file
 # ---------------------------------------------------------------------------
+def results_file(path, claims=False):
+    """The results CSV as a shared `_study_common.Results` (claims for
+    parallel workers in `<path>.claims/` when `claims`)."""
+    return _study_common.Results(path, FIELDS, FLOATS, INTS, LISTS,
+                                 claims=path + ".claims" if claims else None)
+
+
 def read_rows(path):
     """The rows of the results file as dicts with numbers parsed."""
-    if not os.path.exists(path):
-        return []
-    rows = []
-    with open(path, newline="") as file:
-        for row in csv.DictReader(file):
-            for name in FLOATS:
-                row[name] = float(row[name]) if row[name] else None
-            for name in INTS:
-                row[name] = int(row[name])
-            for name in LISTS:
-                row[name] = [float(v) for v in row[name].split(";") if v]
-            rows.append(row)
-    return rows
+    return results_file(path).rows()
 
 
 def append_row(path, row):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a", newline="") as file:
-        new = file.tell() == 0
-        writer = csv.DictWriter(file, FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-        file.flush()
-        os.fsync(file.fileno())
+    results_file(path).append(row)
 
 
 def lookup(rows, optimizer, lr, decay, epochs, seed):
@@ -473,25 +448,12 @@ def make_optimizer(s, settings):
 
 
 def hardware():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}; {os.cpu_count()} cores visible (shared); no GPU"
+    return (f"{_study_common.cpu_name()}; {os.cpu_count()} cores visible "
+            "(shared); no GPU")
 
 
 def code_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"],
-                              cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
+    return _study_common.code_commit(ROOT)
 
 
 def train(s, settings, data, commit=""):
@@ -597,79 +559,6 @@ def commit_results(results, settings, message, page=PAGE, images=IMAGES):
         print(f"    not committed: {error!r}", flush=True)
 
 
-class _Results:
-    """The results file shared by parallel workers (`--workers`): reads and
-    appends under an exclusive lock, and a claim file per run in progress
-    (holding the claimant's pid) so two workers never train the same run.
-    A claim whose process is gone is taken over."""
-
-    def __init__(self, path):
-        self.path = path
-        self.claims = path + ".claims"
-        os.makedirs(self.claims, exist_ok=True)
-        self._lock_path = path + ".lock"
-
-    def _locked(self):
-        import contextlib
-        import fcntl
-
-        @contextlib.contextmanager
-        def hold():
-            with open(self._lock_path, "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
-        return hold()
-
-    def _claim_file(self, key):
-        import hashlib
-        return os.path.join(self.claims,
-                            hashlib.sha1(key.encode()).hexdigest()[:16])
-
-    def _claimed(self, key):
-        try:
-            with open(self._claim_file(key)) as file:
-                pid = int(file.read().strip() or 0)
-        except (OSError, ValueError):
-            return False
-        if pid == os.getpid():
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return True
-
-    def next_run(self, settings):
-        """(the first pending run nobody else works on, pending count), the
-        run claimed for this process; (None, count) when none is free."""
-        with self._locked():
-            todo = pending(read_rows(self.path), settings)
-            for s in todo:
-                key = run_key(s, settings)
-                if not self._claimed(key):
-                    with open(self._claim_file(key), "w") as file:
-                        file.write(str(os.getpid()))
-                    return s, len(todo)
-            return None, len(todo)
-
-    def append(self, row):
-        with self._locked():
-            append_row(self.path, row)
-        try:
-            os.remove(self._claim_file(row["key"]))
-        except OSError:
-            pass
-
-    def count(self):
-        with self._locked():
-            return len(read_rows(self.path))
-
-
 def run_study(settings, results, max_runs=None, commit_minutes=None):
     """Run every planned run missing from `results`; return the count.
     Several processes may run this on the same `results` at once: each
@@ -681,10 +570,11 @@ def run_study(settings, results, max_runs=None, commit_minutes=None):
     tf.config.threading.set_inter_op_parallelism_threads(settings["threads"])
     data = load_data(settings)
     commit = code_commit()
-    shared = _Results(results)
+    shared = results_file(results, claims=True)
     count, last_commit = 0, time.time()
     while max_runs is None or count < max_runs:
-        s, left = shared.next_run(settings)
+        s, left = shared.next_run(lambda rows: pending(rows, settings),
+                                  lambda spec: run_key(spec, settings))
         if s is None:
             if not left:
                 break
@@ -699,12 +589,14 @@ def run_study(settings, results, max_runs=None, commit_minutes=None):
               f"{row['cpu_seconds']} cpu-s", flush=True)
         count += 1
         if commit_minutes and time.time() - last_commit > 60 * commit_minutes:
-            commit_results(results, settings, f"study v3: {shared.count()} "
-                           "runs in the results; page section regenerated")
+            commit_results(results, settings,
+                           f"study v3: {len(shared.rows())} runs in the "
+                           "results; page section regenerated")
             last_commit = time.time()
     if commit_minutes and count:
-        commit_results(results, settings, f"study v3: {shared.count()} runs "
-                       "in the results; page section regenerated")
+        commit_results(results, settings,
+                       f"study v3: {len(shared.rows())} runs in the "
+                       "results; page section regenerated")
     return count
 
 

@@ -103,18 +103,27 @@ def test_plan_runs_coarse_grid_then_repeats_then_rest(tmp_path):
 
 
 def test_parallel_workers_claim_distinct_runs(tmp_path):
+    """examples/_study_common.py's claims, as reproduce.py --claims uses
+    them: a run held by a live process is not taken, one of a dead process
+    is, and appending a run's row gives up its claim."""
     claims = str(tmp_path / "claims")
-    assert reproduce._claim(claims, "a|b=1")
-    assert reproduce._claim(claims, "a|b=1")  # this process holds it
+    shared = reproduce.results_file(str(tmp_path / "r.csv"), claims)
+    assert shared.claim("a|b=1")
+    assert shared.claim("a|b=1")  # this process holds it
     with open(os.path.join(claims, "a_b_1"), "w") as file:
         file.write("1")  # held by another live process (init)
-    assert not reproduce._claim(claims, "a|b=1")
+    assert not shared.claim("a|b=1")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     with open(os.path.join(claims, "a_b_1"), "w") as file:
         file.write(str(dead.pid))  # a worker that died: taken over
-    assert reproduce._claim(claims, "a|b=1")
-    assert reproduce._claim(None, "anything")
+    assert shared.claim("a|b=1")
+    row = {name: "" for name in reproduce.FIELDS}
+    shared.append(dict(row, key="a|b=1", epochs=1, steps=1,
+                       train_examples=1, seed=0, test_examples=1,
+                       batch_size=1, parameters=1))
+    assert not os.path.exists(os.path.join(claims, "a_b_1"))
+    assert reproduce.results_file(str(tmp_path / "x.csv")).claim("any")
 
 
 def test_plan_is_complete_and_skips_finished_runs(tmp_path):

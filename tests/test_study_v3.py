@@ -447,8 +447,9 @@ def test_parallel_workers_run_every_planned_run_once(tmp_path):
                            "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
     first = study.pending([], settings)[0]
-    shared = study._Results(results)
-    with open(shared._claim_file(study.run_key(first, settings)), "w") as f:
+    shared = study.results_file(results, claims=True)
+    os.makedirs(shared.claims)
+    with open(shared._claim_path(study.run_key(first, settings)), "w") as f:
         f.write(dead)
     code = _WORKER.format(examples=EXAMPLES, tests=os.path.dirname(
         os.path.abspath(__file__)), results=results)
