@@ -35,6 +35,38 @@ def _functions(source):
             if isinstance(node, ast.FunctionDef) and node.name in TRAINING}
 
 
+def machine_use(rows):
+    """How the runs shared the machine, from their rows: threads per run,
+    and how many ran while another run of the study ran (start = date -
+    wall_seconds; an overlap under 5 s is rounding, as `date` is to the
+    second and a run's end includes writing its row)."""
+    import datetime
+
+    spans = []
+    for row in rows:
+        try:
+            end = datetime.datetime.strptime(row["date"],
+                                             "%Y-%m-%dT%H:%M:%SZ")
+            spans.append((end.timestamp() - float(row["wall_seconds"]),
+                          end.timestamp()))
+        except (KeyError, TypeError, ValueError):
+            continue
+    spans.sort()
+    overlapping = set()
+    for i, (start, end) in enumerate(spans):
+        for j in range(i + 1, len(spans)):
+            if spans[j][0] >= end - 5:  # dates are to the second
+                break
+            overlapping.update((i, j))
+    threads = sorted({str(row.get("threads", "")) for row in rows} - {""})
+    text = (f"{'/'.join(threads) or '?'} thread(s) a run, at low priority "
+            "beside other work; ")
+    if not overlapping:
+        return text + "one run at a time"
+    return text + (f"{len(overlapping)} of {len(spans)} runs ran beside "
+                   "another run of the study (two workers, one a core)")
+
+
 def training_code_as_registered():
     """True if the training functions of examples/study_v3.py are those of
     the protocol's commit (None without git history)."""
@@ -762,8 +794,7 @@ def section(rows, settings, result, images_rel):
             f"{v} ({n} runs)" for v, n in sorted(versions.items())) + "; "
         f"Keras {r0.get('keras_version', '')}, "
         f"{r0.get('backend', '')} {r0.get('backend_version', '')}; "
-        f"{r0.get('hardware', '')}, 1 thread, nice 15, shared with other "
-        "work |",
+        f"{r0.get('hardware', '')}; " + machine_use(rows) + " |",
         "| Code | commit of each run in the CSV (`code_commit`): " + (", ".join(
             f"`{c}` ({n})" for c, n in sorted(commits.items())) or "none")
         + ". Hashes no longer on the branch were rewritten by rebases onto "

@@ -468,3 +468,16 @@ def test_parallel_workers_run_every_planned_run_once(tmp_path):
     assert set(keys) == expected
     assert min(counts) > 0
     assert study.run_key(first, settings) in keys
+
+
+def test_machine_use_counts_runs_that_overlapped():
+    import _study_v3_report as report
+
+    def row(end, wall):
+        return dict(date=f"2026-12-07T00:{end:02d}:00Z", wall_seconds=wall,
+                    threads="1")
+
+    alone = [row(1, 60.4), row(2, 60.0), row(3, 59.0)]  # back to back
+    assert report.machine_use(alone).endswith("one run at a time")
+    both = alone + [row(5, 30.0), row(5, 90.0)]  # 04:30-05:00 in 03:30-05:00
+    assert "2 of 5 runs ran beside another" in report.machine_use(both)
