@@ -260,4 +260,6 @@ def test_columns_are_study_v3s_then_device_compile_and_data():
 
     assert rg.FIELDS == study_v3.FIELDS + ["device", "jit_compile",
                                            "data_sha256"]
+    with open(study_v3.RESULTS) as file:  # the CPU rows written so far
+        assert file.readline().strip().split(",") == study_v3.FIELDS
 
