@@ -8,6 +8,7 @@ in test_quick_run (tiny real training on synthetic data).
 
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -274,6 +275,13 @@ def test_report_recovers_the_paper_shape_and_writes_the_region(tmp_path):
         < text.index(report.END) < text.index("## Earlier study")
     assert "provisional" not in text and "Status | complete" in text
     assert report.prereg_commit()[:12] in text
+    # realized power: near-noiseless data detect small differences, and
+    # claim 3's two hypotheses are separable
+    power = text[text.index("What this design could detect"):]
+    detect = [float(v) for v in re.findall(
+        r"slope difference of ([\d.]+) would be detected", power)]
+    assert len(detect) == 2 and max(detect) < 0.5
+    assert "are separable at this precision" in power
     # a second run replaces the region, never duplicates it
     report.write_section(rows[:100], FAST, str(page), str(tmp_path / "img"))
     text = page.read_text()
