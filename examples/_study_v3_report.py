@@ -804,6 +804,7 @@ def section(rows, settings, result, images_rel):
            None: "(no git history to compare) meant to be"}[
                training_code_as_registered()]
         + " the protocol commit's |", ""]
+    lines += _glance_lines(result)
     s_ind, s_tot = result["sigma"], result["sigma_total"]
     if result["n_pairs"] >= 10:
         noise_text = (
@@ -931,6 +932,56 @@ def section(rows, settings, result, images_rel):
               f"({p['planned_epochs']:,} epochs without edge extensions); "
               f"{p['pending_now']} queued in the current phase.", ""]
     return "\n".join(lines)
+
+
+def _glance_lines(result):
+    """The four verdicts (registered rules) in one table, with the one
+    number each rests on."""
+    c1, c2, c3, c4 = (result[k] for k in ("c1", "c2", "c3", "c4"))
+    rows = []
+    for l2, dec in PAIRS:
+        res = c1.get(dec, {})
+        if "diff" in res:
+            d = res["diff"]
+            rows.append(
+                (f"1. separable lr and decay ({NAMES[l2]} vs {NAMES[dec]})",
+                 res["verdict"],
+                 f"slopes {res[l2]['estimate']:+.2f} ({NAMES[l2]}), "
+                 f"{res[dec]['estimate']:+.2f} ({NAMES[dec]}); paper about "
+                 f"-1 and 0; difference {d['estimate']:+.2f} "
+                 f"{fmt_ci(d['ci'])}" + (
+                     f". Post hoc, size of {NAMES[dec]}'s slope minus "
+                     f"{NAMES[l2]}'s: {res['abs_diff']['estimate']:+.2f} "
+                     f"{fmt_ci(res['abs_diff']['ci'])} (above 0: the "
+                     f"decoupled optimum moves *more* with the learning "
+                     "rate)" if "abs_diff" in res else "")))
+    r = c2.get("adam_test")
+    if r and "verdict" in c2:
+        rows.append(("2. AdamW generalizes better than Adam+L2",
+                     c2["verdict"],
+                     f"test error AdamW - Adam+L2 {100 * r['mean']:+.2f} "
+                     f"points {fmt_ci(r['ci'], 2, 100)}, {r['n']} seeds"))
+    if "verdict" in c3:
+        rows.append(("3. lambda_norm transfers across budgets",
+                     c3["verdict"],
+                     f"slope of the best lambda_norm on updates "
+                     f"{c3['estimate']:+.2f} {fmt_ci(c3['ci'])}; paper 0, "
+                     "a fixed raw lambda +0.5"))
+    if c4.get("deltas"):
+        rows.append(("4. anytime performance of warm restarts",
+                     c4["verdict"],
+                     "AdamWR at its cycle ends minus AdamW tuned for that "
+                     "budget: " + ", ".join(
+                         f"{100 * d[0]:+.2f}" for _, d in
+                         sorted(c4["deltas"].items())) + " points (epochs "
+                     + ", ".join(str(e) for e in sorted(c4["deltas"]))
+                     + ")"))
+    if not rows:
+        return []
+    return ["Verdicts by the registered rules (each claim's section has "
+            "the details and the post hoc readings):", "",
+            "| claim | verdict | what it rests on |", "|---|---|---|"] + [
+        f"| {c} | **{v}** | {w} |" for c, v, w in rows] + [""]
 
 
 def _power_lines(result):

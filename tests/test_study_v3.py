@@ -275,6 +275,11 @@ def test_report_recovers_the_paper_shape_and_writes_the_region(tmp_path):
         < text.index(report.END) < text.index("## Earlier study")
     assert "provisional" not in text and "Status | complete" in text
     assert report.prereg_commit()[:12] in text
+    # the verdicts at a glance, before the details
+    glance = text[text.index("Verdicts by the registered rules"):
+                  text.index("### Claim 1")]
+    assert glance.count("| **reproduces** |") == 4  # 2 pairs, claims 2, 3
+    assert "| 4. anytime performance of warm restarts |" in glance
     # realized power: near-noiseless data detect small differences, and
     # claim 3's two hypotheses are separable
     power = text[text.index("What this design could detect"):]
