@@ -494,3 +494,20 @@ def test_machine_use_counts_runs_that_overlapped():
     assert report.machine_use(alone).endswith("one run at a time")
     both = alone + [row(5, 30.0), row(5, 90.0)]  # 04:30-05:00 in 03:30-05:00
     assert "2 of 5 runs ran beside another" in report.machine_use(both)
+
+
+def test_sgd_valley_fits_use_seed_1_once_phase_8_is_complete():
+    """Protocol, Statistics: a cell's value is the mean over the grid seeds
+    run there; the SGD grids get seed 1 in phase 8 (selection stays on
+    seed 0)."""
+    import _study_v3_report as report
+
+    rows = _simulate(FULL, paper_surface(FULL, noise=0.001))
+    assert report.grid_seeds(FULL, "sgdw", rows) == (0, 1)
+    assert report.grid_seeds(FULL, "adamw", rows) == (0, 1)
+    before = [r for r in rows if not (study.family(r["optimizer"]) == "sgd"
+                                      and r["seed"] == 1
+                                      and r["phase"] == "grid")]
+    assert report.grid_seeds(FULL, "sgdw", before) == (0,)
+    assert study.selected_cells(rows, FULL)["sgdw"] == \
+        study.selected_cells(before, FULL)["sgdw"]
