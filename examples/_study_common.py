@@ -80,10 +80,21 @@ class Results:
         self.floats, self.ints, self.lists = floats, ints, lists
 
     @contextlib.contextmanager
-    def _locked(self):
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)),
-                    exist_ok=True)
-        with open(self.path + ".lock", "a") as lock:
+    def _locked(self, write=False):
+        """Hold `<path>.lock`. Where it cannot be created (a read-only
+        copy of the results, which nobody writes either) a read goes on
+        without it."""
+        if write:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)),
+                        exist_ok=True)
+        try:
+            lock = open(self.path + ".lock", "a")
+        except OSError:
+            if write:
+                raise
+            yield
+            return
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -107,13 +118,15 @@ class Results:
 
     def rows(self):
         """The rows as dicts, numbers and lists parsed."""
+        if not os.path.exists(self.path):
+            return []
         with self._locked():
             return self._read()
 
     def append(self, row):
         """Append one row (header first in a new file), flushed to disk,
         and give up the claim on its run (`row["key"]`)."""
-        with self._locked():
+        with self._locked(write=True):
             with open(self.path, "a", newline="") as file:
                 writer = csv.DictWriter(file, self.fields)
                 if file.tell() == 0:
@@ -161,7 +174,7 @@ class Results:
         could claim, and how many runs are left; spec is None when every
         run left is claimed by others (wait: a later phase may depend on
         them) or none is left (left == 0)."""
-        with self._locked():
+        with self._locked(write=True):
             todo = pending(self._read())
             for spec in todo:
                 if self.claim(key(spec)):

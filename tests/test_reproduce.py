@@ -464,3 +464,22 @@ def test_committed_page_is_the_generators_output(tmp_path):
     region = committed.split(report.BEGIN)[1].split(report.END)[0]
     assert "AdamW significantly *worse* than Adam+L2" in region
     assert "| 1. separable lr and decay |" in region
+
+
+def test_results_read_where_no_lock_can_be_created(tmp_path):
+    """Reading a results file needs no write access: where the lock file
+    cannot be created (a read-only copy; here a folder in its place, which
+    stops root too) a read goes on without it, a write does not; a missing
+    file reads as empty."""
+    path = str(tmp_path / "r.csv")
+    row = {name: "" for name in reproduce.FIELDS}
+    row = dict(row, key="k", epochs=1, steps=1, train_examples=1, seed=0,
+               test_examples=1, batch_size=1, parameters=1)
+    reproduce.append_row(path, row)
+    os.remove(path + ".lock")
+    os.mkdir(path + ".lock")
+    assert [r["key"] for r in reproduce.read_rows(path)] == ["k"]
+    with pytest.raises(OSError):
+        reproduce.append_row(path, row)
+    assert reproduce.read_rows(str(tmp_path / "none.csv")) == []
+    assert not os.path.exists(str(tmp_path / "none.csv.lock"))
