@@ -19,6 +19,7 @@ import fcntl
 import os
 import platform
 import subprocess
+import time
 
 # The columns of study v3's results (examples/study_v3.py), which the GPU
 # protocol (examples/reproduce_gpu.py) extends. Lists are ";"-separated.
@@ -180,3 +181,19 @@ class Results:
                 if self.claim(key(spec)):
                     return spec, len(todo)
             return None, len(todo)
+
+    def claimed_runs(self, pending, key, max_runs=None, wait=5.0):
+        """Yield (spec, left) for each run this process should train, as
+        `next_run` claims them, until none is left or `max_runs` were
+        yielded; while every run left is claimed by others, wait `wait`
+        seconds and look again. The caller appends each run's row."""
+        count = 0
+        while max_runs is None or count < max_runs:
+            spec, left = self.next_run(pending, key)
+            if spec is None:
+                if not left:
+                    return
+                time.sleep(wait)
+                continue
+            yield spec, left
+            count += 1

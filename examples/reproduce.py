@@ -454,16 +454,14 @@ def run_study(settings, results, anytime_root, max_runs=None, claims=None):
     data = load_data(settings)
     shared = results_file(results, claims)
     count = 0
-    while max_runs is None or count < max_runs:
-        spec, left = shared.next_run(
-            lambda rows: [s for s in plan(rows, settings) if run_key(
-                s, settings) not in {row["key"] for row in rows}],
-            lambda s: run_key(s, settings))
-        if spec is None:
-            if not left:
-                break
-            time.sleep(5)
-            continue
+
+    def pending(rows):
+        done = {row["key"] for row in rows}
+        return [s for s in plan(rows, settings)
+                if run_key(s, settings) not in done]
+
+    for spec, left in shared.claimed_runs(
+            pending, lambda s: run_key(s, settings), max_runs):
         print(f"[{datetime.datetime.now():%H:%M:%S}] {left} to go: "
               f"{run_key(spec, settings)}", flush=True)
         row = train(spec, settings, data, anytime_root)

@@ -369,16 +369,15 @@ def run_study(settings, results, data_path, max_runs=None, threads=None,
                       else "synthetic" if names == ["synthetic.npz"]
                       else "cifar10_32x32")}
     count = 0
-    while max_runs is None or count < max_runs:
-        todo = pending(read_rows(results), settings)
-        if not todo:
-            break
-        spec = todo[0]
-        log(f"[{datetime.datetime.now():%H:%M:%S}] {len(todo)} to go: "
+    shared = _results(results)
+    for spec, left in shared.claimed_runs(
+            lambda rows: pending(rows, settings),
+            lambda s: run_key(s, settings), max_runs):
+        log(f"[{datetime.datetime.now():%H:%M:%S}] {left} to go: "
             f"{run_key(spec, settings)}")
         result = _gpu_run.train(spec, settings, data)
         row = result_row(spec, settings, result, extra)
-        append_row(results, row)
+        shared.append(row)
         log(f"    val {row['final_val_error']}, test "
             f"{row['final_test_error']}, {row['wall_seconds']} s, "
             f"{row['images_per_second']} images/s")

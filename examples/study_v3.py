@@ -572,14 +572,9 @@ def run_study(settings, results, max_runs=None, commit_minutes=None):
     commit = code_commit()
     shared = results_file(results, claims=True)
     count, last_commit = 0, time.time()
-    while max_runs is None or count < max_runs:
-        s, left = shared.next_run(lambda rows: pending(rows, settings),
-                                  lambda spec: run_key(spec, settings))
-        if s is None:
-            if not left:
-                break
-            time.sleep(5)
-            continue
+    for s, left in shared.claimed_runs(lambda rows: pending(rows, settings),
+                                       lambda spec: run_key(spec, settings),
+                                       max_runs):
         print(f"[{datetime.datetime.now():%H:%M:%S}] {left} to go: "
               f"{run_key(s, settings)}", flush=True)
         row = train(s, settings, data, commit)

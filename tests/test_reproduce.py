@@ -483,3 +483,24 @@ def test_results_read_where_no_lock_can_be_created(tmp_path):
         reproduce.append_row(path, row)
     assert reproduce.read_rows(str(tmp_path / "none.csv")) == []
     assert not os.path.exists(str(tmp_path / "none.csv.lock"))
+
+
+def test_claimed_runs_wait_while_every_run_left_is_claimed(tmp_path):
+    """A worker whose runs left are all claimed by another live process
+    waits and looks again (a later phase may depend on them) instead of
+    stopping; it stops when none is left or after `max_runs`."""
+    claims = str(tmp_path / "claims")
+    shared = reproduce.results_file(str(tmp_path / "r.csv"), claims)
+    os.makedirs(claims)
+    with open(os.path.join(claims, "a"), "w") as file:
+        file.write("1")  # run "a" held by another live process (init)
+    calls = []
+
+    def pending(rows):
+        calls.append(len(calls))
+        return ["a"] if len(calls) < 3 else ["a", "b", "c"]
+
+    got = list(shared.claimed_runs(pending, str, max_runs=2, wait=0))
+    assert got == [("b", 3), ("b", 3)]  # b stays pending: nobody appended
+    assert len(calls) == 4  # twice nothing free, then b twice
+    assert list(shared.claimed_runs(lambda rows: [], str, wait=0)) == []
