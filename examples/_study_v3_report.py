@@ -52,19 +52,21 @@ def machine_use(rows):
         except (KeyError, TypeError, ValueError):
             continue
     spans.sort()
-    overlapping = set()
+    overlapping, most = set(), 1
     for i, (start, end) in enumerate(spans):
         for j in range(i + 1, len(spans)):
             if spans[j][0] >= end - 5:  # dates are to the second
                 break
             overlapping.update((i, j))
+        # runs going on at this run's start (sorted by start: i and before)
+        most = max(most, sum(e - 5 > start for _, e in spans[:i + 1]))
     threads = sorted({str(row.get("threads", "")) for row in rows} - {""})
     text = (f"{'/'.join(threads) or '?'} thread(s) a run, at low priority "
             "beside other work; ")
     if not overlapping:
         return text + "one run at a time"
     return text + (f"{len(overlapping)} of {len(spans)} runs ran beside "
-                   "another run of the study (two workers, one a core)")
+                   f"another run of the study (up to {most} at once)")
 
 
 def training_code_as_registered():
@@ -778,7 +780,7 @@ def section(rows, settings, result, images_rel):
         "--plot-only` from [`docs/data/study_v3.csv`](data/study_v3.csv).", "",
         "| | |", "|---|---|",
         f"| Status | {status} (CPU time "
-        f"{'so far ' if 'progress' in status else ''}{cpu:.2f} h, wall time "
+        f"{'' if p['complete'] else 'so far '}{cpu:.2f} h, wall time "
         f"summed over the runs {wall:.2f} h) |",
         "| Data | CIFAR-10 (TFDS copy; prepared from JPEG images, close to but "
         "not identical with the originals) at 16x16 (2x2 mean pooling): train "

@@ -493,7 +493,8 @@ def test_machine_use_counts_runs_that_overlapped():
     alone = [row(1, 60.4), row(2, 60.0), row(3, 59.0)]  # back to back
     assert report.machine_use(alone).endswith("one run at a time")
     both = alone + [row(5, 30.0), row(5, 90.0)]  # 04:30-05:00 in 03:30-05:00
-    assert "2 of 5 runs ran beside another" in report.machine_use(both)
+    assert "2 of 5 runs ran beside another run of the study (up to 2 at once)" \
+        in report.machine_use(both)
 
 
 def test_sgd_valley_fits_use_seed_1_once_phase_8_is_complete():
