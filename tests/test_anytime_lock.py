@@ -91,3 +91,25 @@ def test_a_fit_that_raised_keeps_the_lock_until_the_next_fit_of_its_process(tmp_
         model.fit(x, y, batch_size=base.BATCH_SIZE, epochs=1, verbose=0, callbacks=[again])
     assert not (tmp_path / _anytime_lock.LOCK_FILE).exists()
     np.testing.assert_equal(len(again.records), 1)
+
+
+def test_a_competitor_between_lock_and_owner_write_still_names_the_owner(tmp_path):
+    """The race CI met: the loser tried the lock after the winner locked
+    the file but before it wrote its owner; the message must still name
+    the owner (it is written a moment later)."""
+    import fcntl
+    import threading
+
+    folder = tmp_path / "log"
+    folder.mkdir()
+    path = str(folder / _anytime_lock.LOCK_FILE)
+    winner = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(winner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked, not written
+        writer = threading.Timer(0.2, _anytime_lock._write_owner, (winner,))
+        writer.start()
+        with pytest.raises(ValueError, match=r"Argument `log_dir` is in use: .*\(pid "):
+            _anytime_lock._lock("log_dir", str(folder), os.path.realpath(path))
+        writer.join()
+    finally:
+        os.close(winner)

@@ -14,7 +14,9 @@ recovers its locks): there is no stale lock to detect or remove. A killed
 run leaves the file, unlocked; the next run locks and rewrites it. A `fit`
 that raised (Keras then skips `on_train_end`) keeps the lock while its
 process lives; the next `fit` of that process on the folder takes it
-over. A file system without locks (`flock` fails with `ENOLCK`/`EOPNOTSUPP`,
+over. A competitor that finds the lock taken but its owner not yet
+written (the owner writes right after locking) looks again for up to a
+second, so its message names the owner. A file system without locks (`flock` fails with `ENOLCK`/`EOPNOTSUPP`,
 some FUSE or network mounts) gets a warning and no lock.
 
 Release removes the file while still holding the lock; acquiring checks
@@ -143,11 +145,18 @@ def _write_owner(descriptor):
         os.write(descriptor, data)
 
 
-def _read_owner(descriptor):
-    try:
-        data = os.pread(descriptor, 4096, 0) if hasattr(os, "pread") else b""
-        owner = json.loads(data)
-        return (f"pid {owner['pid']} on host {owner['host']} since "
-                f"{owner['since']}: {owner['command']}")
-    except (OSError, ValueError, KeyError, TypeError):
-        return "its owner is not written yet"
+def _read_owner(descriptor, wait=1.0):
+    """The owner of a lock held by another process. Its owner writes the
+    file right after locking it, so a competitor that comes between the two
+    looks again for up to `wait` seconds before it gives up."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            data = os.pread(descriptor, 4096, 0) if hasattr(os, "pread") else b""
+            owner = json.loads(data)
+            return (f"pid {owner['pid']} on host {owner['host']} since "
+                    f"{owner['since']}: {owner['command']}")
+        except (OSError, ValueError, KeyError, TypeError):
+            if not hasattr(os, "pread") or time.monotonic() > deadline:
+                return "its owner is not written yet"
+            time.sleep(0.01)
